@@ -1,0 +1,42 @@
+//! The Chord rules of dht, with no I/O, no async, no clock and no randomness of their own.
+//!
+//! This crate is the protocol: the node (`dht-node`) and the simulator (`dht-sim`) both drive
+//! these very types, so what the simulator measures is what `dhtd` runs. It follows Zave's
+//! corrected Chord as stated in `shared/CHORD.md`. Events come in as method calls (a reply, a
+//! timeout, a notify); what to do next comes back as data ([`LookupStep`], [`StabilizeStep`],
+//! [`Rectify`]). Time is the count of stabilize rounds a node has begun.
+//!
+//! Modules: [`id`] (identifiers, SHA-1, the circle), [`interval`] (modular interval tests),
+//! `peer`, `successors`, `finger`, `dead` (the node's tables), `state` (routing, ownership,
+//! failure, join and leave decisions), [`lookup`] (iterative lookup), `stabilize`, `rectify`,
+//! `fix_fingers` (maintenance), [`placement`] (replica sets), `config`.
+
+mod config;
+mod dead;
+mod error;
+mod finger;
+mod fix_fingers;
+pub mod id;
+pub mod interval;
+pub mod lookup;
+mod peer;
+pub mod placement;
+mod rectify;
+mod stabilize;
+mod state;
+mod successors;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::ChordConfig;
+pub use dead::DeadSet;
+pub use error::CoreError;
+pub use finger::{successor_in, FingerTable};
+pub use id::{Id, IdSpace};
+pub use lookup::{Lookup, LookupStep};
+pub use peer::Peer;
+pub use rectify::Rectify;
+pub use stabilize::{Stabilize, StabilizeStep};
+pub use state::{LeavePlan, NodeState, Step};
+pub use successors::SuccessorList;

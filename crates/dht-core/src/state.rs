@@ -1,0 +1,261 @@
+//! One node's Chord state and the decisions that need nothing but that state: routing
+//! (closest preceding node), ownership, failure handling, join and leave relinking.
+//!
+//! Everything here is synchronous and answers at once. The multi-step exchanges (a lookup, a
+//! stabilize round) are state machines in their own modules that read and update a
+//! [`NodeState`].
+
+use crate::interval::{between_open, between_right};
+use crate::{ChordConfig, DeadSet, FingerTable, Id, IdSpace, Peer, SuccessorList};
+
+/// The answer of one routing step at a node (Chord's `find_successor`, one hop of it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The key lies in (me, successor]: the successor owns it, and this node is its predecessor.
+    Owner(Peer),
+    /// Ask one of these instead: members preceding the key, closest to it first.
+    Closer(Vec<Peer>),
+}
+
+/// How a leaving node relinks its neighbours (CHORD.md, Leave).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeavePlan {
+    /// Receives every key, and learns its new predecessor.
+    pub successor: Option<Peer>,
+    /// Learns to replace the leaving node by its successor list.
+    pub predecessor: Option<Peer>,
+    pub successors: Vec<Peer>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeState {
+    pub(crate) cfg: ChordConfig,
+    pub(crate) me: Peer,
+    pub(crate) pred: Option<Peer>,
+    pub(crate) succ: SuccessorList,
+    pub(crate) fingers: FingerTable,
+    pub(crate) dead: DeadSet,
+    /// Stabilize rounds begun; the core's only notion of time.
+    pub(crate) round: u64,
+    pub(crate) probe_cursor: usize,
+    pub(crate) finger_cursor: usize,
+}
+
+impl NodeState {
+    /// A lone node: its own successor, no predecessor, owner of the whole circle.
+    pub fn new(cfg: ChordConfig, me: Peer) -> NodeState {
+        NodeState {
+            succ: SuccessorList::new(cfg.successors),
+            fingers: FingerTable::new(cfg.space),
+            cfg,
+            me,
+            pred: None,
+            dead: DeadSet::default(),
+            round: 0,
+            probe_cursor: 0,
+            finger_cursor: 0,
+        }
+    }
+
+    pub fn config(&self) -> &ChordConfig {
+        &self.cfg
+    }
+
+    pub fn space(&self) -> IdSpace {
+        self.cfg.space
+    }
+
+    pub fn me(&self) -> &Peer {
+        &self.me
+    }
+
+    pub fn id(&self) -> Id {
+        self.me.id
+    }
+
+    pub fn predecessor(&self) -> Option<&Peer> {
+        self.pred.as_ref()
+    }
+
+    /// The first successor; the node itself when it is alone.
+    pub fn successor(&self) -> &Peer {
+        self.succ.first().unwrap_or(&self.me)
+    }
+
+    pub fn successors(&self) -> &[Peer] {
+        self.succ.as_slice()
+    }
+
+    pub fn fingers(&self) -> &FingerTable {
+        &self.fingers
+    }
+
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
+    pub fn is_known_dead(&self, id: Id) -> bool {
+        self.dead.contains(id)
+    }
+
+    pub fn is_alone(&self) -> bool {
+        self.succ.is_empty()
+    }
+
+    /// Whether this node is responsible for `key`: it lies in (pred, me]. Without a
+    /// predecessor a node claims nothing it cannot prove, except when alone.
+    pub fn owns(&self, key: Id) -> bool {
+        match &self.pred {
+            Some(p) => between_right(key, p.id, self.me.id),
+            None => self.is_alone(),
+        }
+    }
+
+    /// One routing step (Chord §4.3 `find_successor`, made iterative).
+    pub fn find_step(&self, key: Id) -> Step {
+        let succ = self.successor();
+        if between_right(key, self.me.id, succ.id) {
+            return Step::Owner(succ.clone());
+        }
+        Step::Closer(self.closest_preceding(key, self.cfg.step_fanout))
+    }
+
+    /// Members among fingers and successors that lie in (me, key), in the order a lookup
+    /// should try them (Chord's `closest_preceding_node`, with fallbacks): first up to `n`
+    /// from the fingers and the first successor, closest to the key first; then up to `n`
+    /// from the rest of the successor list as fallbacks. The successor list leads only while
+    /// the node has no fingers yet: routing through it whenever it is closer would beat the
+    /// paper's ½·log2 N only by making every list a partial membership table, and on a correct
+    /// ring the fingers already give the O(log N) bound.
+    pub fn closest_preceding(&self, key: Id, n: usize) -> Vec<Peer> {
+        let space = self.cfg.space;
+        let me = self.me.id;
+        let in_range = |p: &&Peer| between_open(p.id, me, key);
+        let by_closeness = |v: &mut Vec<&Peer>| {
+            v.sort_by_key(|p| space.distance(p.id, key));
+            v.dedup_by_key(|p| p.id);
+        };
+        let list = self.succ.as_slice();
+        let lead = if self.fingers.is_empty() {
+            list.len()
+        } else {
+            list.len().min(1)
+        };
+        let mut primary: Vec<&Peer> = self
+            .fingers
+            .iter()
+            .chain(&list[..lead])
+            .filter(in_range)
+            .collect();
+        by_closeness(&mut primary);
+        primary.truncate(n);
+        let mut fallback: Vec<&Peer> = list[lead..]
+            .iter()
+            .filter(in_range)
+            .filter(|p| !primary.iter().any(|q| q.id == p.id))
+            .collect();
+        by_closeness(&mut fallback);
+        fallback.truncate(n);
+        primary.into_iter().chain(fallback).cloned().collect()
+    }
+
+    /// A call to `id` did not answer within the timeout: forget it everywhere (CHORD.md,
+    /// Failure) and remember the death for the small-ring rule.
+    pub fn on_peer_dead(&mut self, id: Id) {
+        if id == self.me.id {
+            return;
+        }
+        self.succ.remove(id);
+        self.fingers.remove(id);
+        if self.pred.as_ref().is_some_and(|p| p.id == id) {
+            self.pred = None;
+        }
+        self.dead.insert(id, self.round);
+    }
+
+    /// Direct evidence that `id` lives (it answered or called us) outweighs hearsay.
+    pub fn on_peer_alive(&mut self, id: Id) {
+        self.dead.remove(id);
+    }
+
+    /// Completes a join (CHORD.md, Join): `succ` answered the lookup of our id and sent its
+    /// list. The predecessor stays unknown until someone rectifies us.
+    pub fn join(&mut self, succ: &Peer, succ_list: &[Peer]) {
+        self.pred = None;
+        self.fingers.clear();
+        self.on_peer_alive(succ.id);
+        self.succ
+            .rebuild(self.cfg.space, self.me.id, succ, succ_list, &self.dead);
+    }
+
+    /// Forgets every pointer: a node that left becomes a lone ring of one.
+    pub fn reset(&mut self) {
+        self.pred = None;
+        self.succ = SuccessorList::new(self.cfg.successors);
+        self.fingers.clear();
+    }
+
+    /// What a graceful leave must tell whom.
+    pub fn leave_plan(&self) -> LeavePlan {
+        LeavePlan {
+            successor: self.succ.first().cloned(),
+            predecessor: self.pred.clone().filter(|p| p.id != self.me.id),
+            successors: self.succ.as_slice().to_vec(),
+        }
+    }
+
+    /// A neighbour is leaving: if it is in our list, splice in its successors; if it is our
+    /// predecessor, take `new_pred` instead.
+    pub fn on_leave_notice(&mut self, leaving: &Peer, successors: &[Peer], new_pred: Option<Peer>) {
+        let was_first = self.succ.first().is_some_and(|s| s.id == leaving.id);
+        self.dead.insert(leaving.id, self.round);
+        if was_first {
+            match successors.iter().find(|p| p.id != leaving.id) {
+                Some(head) => {
+                    let (head, tail) = (head.clone(), successors.to_vec());
+                    self.succ
+                        .rebuild(self.cfg.space, self.me.id, &head, &tail, &self.dead)
+                }
+                None => {
+                    self.succ.remove(leaving.id);
+                }
+            }
+        } else {
+            self.succ.remove(leaving.id);
+        }
+        self.fingers.remove(leaving.id);
+        if self.pred.as_ref().is_some_and(|p| p.id == leaving.id) {
+            self.pred = new_pred.filter(|p| p.id != self.me.id && !self.dead.contains(p.id));
+        }
+    }
+
+    /// The range of keys a node that joined right before `succ` must receive from it:
+    /// (succ's predecessor, me], or (succ, me] when succ has no predecessor we can trust.
+    pub fn join_range(&self, succ: &Peer, succ_pred: Option<&Peer>) -> (Id, Id) {
+        let from = succ_pred
+            .filter(|p| p.id != self.me.id && between_open(self.me.id, p.id, succ.id))
+            .map_or(succ.id, |p| p.id);
+        (from, self.me.id)
+    }
+
+    /// Rebuilds the tables from the true membership: the simulator's fast build mode and the
+    /// reference for tests. `ring` must be sorted by id and contain this node.
+    pub fn set_ideal(&mut self, ring: &[Peer]) {
+        let space = self.cfg.space;
+        let i = ring.partition_point(|p| p.id < self.me.id);
+        let n = ring.len();
+        let after: Vec<Peer> = (1..n).map(|k| ring[(i + k) % n].clone()).collect();
+        self.succ = SuccessorList::new(self.cfg.successors);
+        if let Some(head) = after.first() {
+            self.succ
+                .rebuild(space, self.me.id, head, &after[1..], &DeadSet::default());
+        }
+        self.pred = (n > 1).then(|| ring[(i + n - 1) % n].clone());
+        self.fingers = FingerTable::ideal(space, self.me.id, ring);
+    }
+
+    /// Drops every finger (for experiments on routing by successors alone).
+    pub fn clear_fingers(&mut self) {
+        self.fingers.clear();
+    }
+}

@@ -1,0 +1,349 @@
+//! Protocol-level tests: a synchronous, in-memory driver runs the real state machines on whole
+//! rings, and the assertions are the claims of the Chord paper and of Zave's proofs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+
+use crate::*;
+
+/// Runs every exchange at once, in order, over a map of nodes; `alive` decides who answers.
+struct SyncNet {
+    cfg: ChordConfig,
+    nodes: BTreeMap<Id, NodeState>,
+    alive: BTreeSet<Id>,
+}
+
+impl SyncNet {
+    fn new(cfg: ChordConfig) -> SyncNet {
+        SyncNet {
+            cfg,
+            nodes: BTreeMap::new(),
+            alive: BTreeSet::new(),
+        }
+    }
+
+    fn peer(&self, i: u64) -> Peer {
+        Peer::from_addr(
+            self.cfg.space,
+            &format!("10.0.{}.{}:5000", i / 256, i % 256),
+        )
+    }
+
+    /// A static ring with every table computed from the membership.
+    fn ideal(cfg: ChordConfig, n: u64, fingers: bool) -> SyncNet {
+        let mut net = SyncNet::new(cfg);
+        let mut ring: Vec<Peer> = (0..n).map(|i| net.peer(i)).collect();
+        ring.sort_by_key(|p| p.id);
+        ring.dedup_by_key(|p| p.id);
+        for p in &ring {
+            let mut st = NodeState::new(cfg, p.clone());
+            st.set_ideal(&ring);
+            if !fingers {
+                st.clear_fingers();
+            }
+            net.alive.insert(p.id);
+            net.nodes.insert(p.id, st);
+        }
+        net
+    }
+
+    fn sorted(&self) -> Vec<Peer> {
+        self.alive
+            .iter()
+            .map(|id| self.nodes[id].me().clone())
+            .collect()
+    }
+
+    fn lookup(&mut self, from: Id, key: Id) -> LookupStep {
+        let (mut l, mut step) = Lookup::start(&self.nodes[&from], key);
+        loop {
+            match step {
+                LookupStep::Ask(p) => {
+                    step = if self.alive.contains(&p.id) {
+                        let reply = self.nodes[&p.id].find_step(key);
+                        l.on_reply(&p, reply)
+                    } else {
+                        self.nodes.get_mut(&from).unwrap().on_peer_dead(p.id);
+                        l.on_timeout(&p)
+                    }
+                }
+                done => return done,
+            }
+        }
+    }
+
+    fn stabilize(&mut self, id: Id) {
+        let mut me = self.nodes.remove(&id).unwrap();
+        let (mut st, mut step) = Stabilize::begin(&mut me);
+        loop {
+            match step {
+                StabilizeStep::Query(p) if p.id == id => {
+                    let (pred, list) = (me.predecessor().cloned(), me.successors().to_vec());
+                    step = st.on_state(&mut me, &p, pred, &list);
+                }
+                StabilizeStep::Query(p) => {
+                    step = if self.alive.contains(&p.id) {
+                        let other = &self.nodes[&p.id];
+                        let (pred, list) =
+                            (other.predecessor().cloned(), other.successors().to_vec());
+                        st.on_state(&mut me, &p, pred, &list)
+                    } else {
+                        st.on_timeout(&mut me, &p)
+                    }
+                }
+                StabilizeStep::Notify(s) => {
+                    if s.id != id && self.alive.contains(&s.id) {
+                        let alive = self.alive.clone();
+                        let other = self.nodes.get_mut(&s.id).unwrap();
+                        if let Rectify::CheckPredecessor(p) = other.rectify(me.me()) {
+                            other.rectify_after_check(me.me(), &p, alive.contains(&p.id));
+                        }
+                    } else if s.id != id {
+                        me.on_peer_dead(s.id);
+                    }
+                    break;
+                }
+                StabilizeStep::Done => break,
+            }
+        }
+        if let Some(p) = me.next_probe() {
+            if !self.alive.contains(&p.id) {
+                me.on_peer_dead(p.id);
+            }
+        }
+        if let Some(p) = me.predecessor().cloned() {
+            if !self.alive.contains(&p.id) {
+                me.on_predecessor_dead();
+            }
+        }
+        self.nodes.insert(id, me);
+    }
+
+    fn fix_all_fingers(&mut self, id: Id) {
+        for _ in 0..self.cfg.space.bits() {
+            let (i, target) = self.nodes.get_mut(&id).unwrap().next_finger();
+            match self.lookup(id, target) {
+                LookupStep::Done { owner, .. } => {
+                    self.nodes.get_mut(&id).unwrap().set_finger(i, &owner)
+                }
+                _ => self.nodes.get_mut(&id).unwrap().skip_finger(i),
+            }
+        }
+    }
+
+    fn round(&mut self) {
+        let ids: Vec<Id> = self.alive.iter().copied().collect();
+        for id in ids {
+            self.stabilize(id);
+        }
+    }
+
+    fn join(&mut self, p: Peer, via: Id) {
+        let mut st = NodeState::new(self.cfg, p.clone());
+        self.alive.insert(p.id);
+        match self.lookup(via, p.id) {
+            LookupStep::Done { owner, .. } => {
+                let list = self.nodes[&owner.id].successors().to_vec();
+                st.join(&owner, &list);
+            }
+            other => panic!("join lookup failed: {other:?}"),
+        }
+        self.nodes.insert(p.id, st);
+        self.stabilize(p.id);
+    }
+
+    /// Every live node's successor, list and predecessor are what the membership gives.
+    fn is_ideal_ring(&self) -> bool {
+        let ring = self.sorted();
+        let n = ring.len();
+        ring.iter().enumerate().all(|(i, p)| {
+            let st = &self.nodes[&p.id];
+            let want: Vec<Id> = (1..n.min(self.cfg.successors + 1))
+                .map(|k| ring[(i + k) % n].id)
+                .collect();
+            let got: Vec<Id> = st.successors().iter().map(|q| q.id).collect();
+            let pred_ok = if n == 1 {
+                st.predecessor().is_none()
+            } else {
+                st.predecessor().map(|q| q.id) == Some(ring[(i + n - 1) % n].id)
+            };
+            got == want && pred_ok
+        })
+    }
+}
+
+fn log2(n: usize) -> f64 {
+    (n as f64).log2()
+}
+
+#[test]
+fn lone_node_owns_everything_and_is_its_own_successor() {
+    let cfg = ChordConfig::default();
+    let me = Peer::from_addr(cfg.space, "127.0.0.1:5000");
+    let st = NodeState::new(cfg, me.clone());
+    assert_eq!(st.successor(), &me);
+    assert!(st.owns(Id::ZERO));
+    assert_eq!(st.find_step(Id::from_u64(7)), Step::Owner(me));
+}
+
+#[test]
+fn three_node_ring_losing_one_keeps_exactly_the_two_survivors() {
+    // CHORD.md small-ring rule, with the default r (20 for max_nodes = 1024).
+    let cfg = ChordConfig::default();
+    let mut net = SyncNet::new(cfg);
+    let first = net.peer(0);
+    net.alive.insert(first.id);
+    net.nodes
+        .insert(first.id, NodeState::new(cfg, first.clone()));
+    for i in 1..3 {
+        let p = net.peer(i);
+        net.join(p, first.id);
+        for _ in 0..3 {
+            net.round();
+        }
+    }
+    assert!(net.is_ideal_ring());
+    let victim = net.sorted()[1].id;
+    net.alive.remove(&victim);
+    for _ in 0..4 {
+        net.round();
+    }
+    let survivors: BTreeSet<Id> = net.alive.clone();
+    for id in &survivors {
+        let st = &net.nodes[id];
+        let list: Vec<Id> = st.successors().iter().map(|p| p.id).collect();
+        let other: Vec<Id> = survivors.iter().copied().filter(|x| x != id).collect();
+        assert_eq!(list, other, "successor list of {id:?}");
+        assert_eq!(st.predecessor().map(|p| p.id), other.first().copied());
+    }
+}
+
+#[test]
+fn graceful_leave_relinks_neighbours() {
+    let cfg = ChordConfig::default();
+    let mut net = SyncNet::ideal(cfg, 5, true);
+    let ring = net.sorted();
+    let leaving = net.nodes[&ring[2].id].clone();
+    let plan = leaving.leave_plan();
+    net.alive.remove(&leaving.id());
+    let pred = plan.predecessor.unwrap();
+    let succ = plan.successor.unwrap();
+    net.nodes
+        .get_mut(&pred.id)
+        .unwrap()
+        .on_leave_notice(leaving.me(), &plan.successors, None);
+    net.nodes
+        .get_mut(&succ.id)
+        .unwrap()
+        .on_leave_notice(leaving.me(), &[], Some(pred.clone()));
+    assert_eq!(net.nodes[&pred.id].successor().id, succ.id);
+    assert_eq!(
+        net.nodes[&succ.id].predecessor().map(|p| p.id),
+        Some(pred.id)
+    );
+    for _ in 0..3 {
+        net.round();
+    }
+    assert!(net.is_ideal_ring());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Chord §4.3, Theorem 2: with correct fingers every lookup reaches the true successor in
+    /// O(log N) hops; here at most 2·⌈log2 N⌉, and on average within 10% of ½·log2 N.
+    #[test]
+    fn lookups_with_fingers_are_correct_and_logarithmic(n in 1u64..500, seed in any::<u64>()) {
+        let cfg = ChordConfig::default();
+        let mut net = SyncNet::ideal(cfg, n, true);
+        let ring = net.sorted();
+        let n = ring.len();
+        let bound = 2 * (log2(n).ceil() as u32).max(1);
+        let mut total = 0u64;
+        let mut count = 0u64;
+        let starts: Vec<Id> = ring.iter().map(|p| p.id).collect();
+        let lookups_per_start = if n >= 64 { 4_000 / n + 1 } else { 4 };
+        for (s, &start) in starts.iter().enumerate() {
+            for j in 0..lookups_per_start {
+                let key = cfg.space.hash(format!("{seed}/{s}/{j}").as_bytes());
+                match net.lookup(start, key) {
+                    LookupStep::Done { owner, hops } => {
+                        prop_assert_eq!(owner.id, successor_in(&ring, key).id);
+                        prop_assert!(hops <= bound, "{} hops > {} on N = {}", hops, bound, n);
+                        total += hops as u64;
+                        count += 1;
+                    }
+                    other => prop_assert!(false, "lookup failed: {:?}", other),
+                }
+            }
+        }
+        if n >= 64 {
+            let mean = total as f64 / count as f64;
+            let theory = 0.5 * log2(n);
+            prop_assert!((mean - theory).abs() <= 0.1 * theory,
+                "mean {} vs ½·log2 N = {} on N = {}", mean, theory, n);
+        }
+    }
+
+    /// Zave: lookups are correct from successor pointers alone.
+    #[test]
+    fn lookups_without_fingers_are_still_correct(n in 1u64..500, seed in any::<u64>()) {
+        let cfg = ChordConfig::default();
+        let mut net = SyncNet::ideal(cfg, n, false);
+        let ring = net.sorted();
+        for (s, p) in ring.iter().enumerate().step_by(7) {
+            for j in 0..3 {
+                let key = cfg.space.hash(format!("{seed}/{s}/{j}").as_bytes());
+                match net.lookup(p.id, key) {
+                    LookupStep::Done { owner, .. } => prop_assert_eq!(owner.id, successor_in(&ring, key).id),
+                    other => prop_assert!(false, "lookup failed: {:?}", other),
+                }
+            }
+        }
+    }
+
+    /// Chord §4.4 / Zave: a ring built by sequential joins converges to correct successors,
+    /// successor lists and predecessors after enough stabilize rounds; fingers then converge
+    /// too and lookups find the true successor.
+    #[test]
+    fn sequential_joins_converge(n in 1u64..40, bits in prop_oneof![Just(160u32), 8u32..16], seed in any::<u64>()) {
+        let cfg = ChordConfig::new(bits, 64).unwrap();
+        let mut net = SyncNet::new(cfg);
+        let mut peers: Vec<Peer> = (0..n).map(|i| net.peer(i ^ (seed % 1000) << 8)).collect();
+        peers.sort_by_key(|p| p.id.to_be_bytes().iter().rev().copied().collect::<Vec<u8>>());
+        peers.dedup_by_key(|p| p.id);
+        let mut seen = BTreeSet::new();
+        peers.retain(|p| seen.insert(p.id));
+        let first = peers[0].clone();
+        net.alive.insert(first.id);
+        net.nodes.insert(first.id, NodeState::new(cfg, first.clone()));
+        for (k, p) in peers.iter().enumerate().skip(1) {
+            let via = peers[(seed as usize + k) % k].id;
+            net.join(p.clone(), via);
+            net.round();
+        }
+        let mut rounds = 0;
+        while !net.is_ideal_ring() {
+            net.round();
+            rounds += 1;
+            prop_assert!(rounds <= 2 * peers.len() + 10, "not ideal after {} rounds", rounds);
+        }
+        let ids: Vec<Id> = net.alive.iter().copied().collect();
+        for id in &ids {
+            net.fix_all_fingers(*id);
+        }
+        let ring = net.sorted();
+        for (k, id) in ids.iter().enumerate() {
+            let key = cfg.space.hash(format!("k{k}").as_bytes());
+            match net.lookup(*id, key) {
+                LookupStep::Done { owner, .. } => prop_assert_eq!(owner.id, successor_in(&ring, key).id),
+                other => prop_assert!(false, "lookup failed: {:?}", other),
+            }
+            let ideal = FingerTable::ideal(cfg.space, *id, &ring);
+            let got: Vec<Option<Id>> = (0..bits as usize).map(|i| net.nodes[id].fingers().get(i).map(|p| p.id)).collect();
+            let want: Vec<Option<Id>> = (0..bits as usize).map(|i| ideal.get(i).map(|p| p.id)).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}
