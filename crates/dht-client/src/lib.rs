@@ -1,1 +1,272 @@
-//! placeholder
+//! The client library of dht: what `dhtctl`, the end-to-end tests and users' programs use to
+//! talk to a ring. Connect to any node; it routes each request to the key's owner.
+//!
+//! Errors are typed by what the caller will do about them: [`ClientError::Unreachable`] and
+//! [`ClientError::Timeout`] (try another node, or later), [`ClientError::InvalidArgument`]
+//! (fix the request), [`ClientError::Unavailable`] (the ring could not serve it now).
+
+use std::time::Duration;
+
+use dht_proto::v1 as pb;
+use dht_proto::v1::kv_client::KvClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach node {addr}: {detail}")]
+    Unreachable { addr: String, detail: String },
+    #[error("node {addr} did not answer within {timeout_ms} ms")]
+    Timeout { addr: String, timeout_ms: u64 },
+    #[error("rejected: {0}")]
+    InvalidArgument(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("server error ({code:?}): {message}")]
+    Server { code: Code, message: String },
+}
+
+/// A stored value as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Value {
+    pub value: Vec<u8>,
+    /// Hybrid-logical-clock version of the write.
+    pub version: u64,
+    /// Absolute expiry in ms since the Unix epoch, if any.
+    pub expires_at_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRef {
+    pub id: String,
+    pub addr: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct LookupResult {
+    pub key_id: String,
+    pub owner: NodeRef,
+    /// Nodes contacted until the key's predecessor answered (Chord paper's path length).
+    pub hops: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub me: NodeRef,
+    pub predecessor: Option<NodeRef>,
+    pub successors: Vec<NodeRef>,
+    pub fingers: Vec<NodeRef>,
+    pub hash_size: u32,
+    pub keys: u64,
+    pub tasks: Vec<String>,
+    pub replication_factor: u32,
+    pub version: String,
+}
+
+/// A connection to one node. Cheap to clone; clones share the HTTP/2 connection.
+#[derive(Clone)]
+pub struct Client {
+    addr: String,
+    timeout: Duration,
+    kv: KvClient<Channel>,
+}
+
+fn node_ref(r: Option<pb::NodeRef>) -> Option<NodeRef> {
+    r.map(|r| NodeRef {
+        id: r.id.iter().map(|b| format!("{b:02x}")).collect(),
+        addr: r.addr,
+    })
+}
+
+impl Client {
+    /// Connects to the node at `addr` (`host:port`); `timeout` bounds every request.
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<Client, ClientError> {
+        let unreachable = |detail: String| ClientError::Unreachable {
+            addr: addr.to_string(),
+            detail,
+        };
+        let ep = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| unreachable(format!("invalid address: {e}")))?
+            .tcp_nodelay(true)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .timeout(timeout);
+        let ch = ep.connect().await.map_err(|e| {
+            let mut detail = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                detail = s.to_string();
+                src = s.source();
+            }
+            unreachable(detail)
+        })?;
+        let kv = KvClient::new(ch)
+            .max_decoding_message_size(8 * 1024 * 1024)
+            .max_encoding_message_size(8 * 1024 * 1024);
+        Ok(Client {
+            addr: addr.to_string(),
+            timeout,
+            kv,
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn err(&self, s: tonic::Status) -> ClientError {
+        let message = s.message().to_string();
+        match s.code() {
+            Code::InvalidArgument | Code::OutOfRange => ClientError::InvalidArgument(message),
+            Code::DeadlineExceeded => ClientError::Timeout {
+                addr: self.addr.clone(),
+                timeout_ms: self.timeout.as_millis() as u64,
+            },
+            Code::Unavailable if message.contains("transport") || message.contains("connect") => {
+                ClientError::Unreachable {
+                    addr: self.addr.clone(),
+                    detail: message,
+                }
+            }
+            Code::Unavailable => ClientError::Unavailable(message),
+            Code::FailedPrecondition => ClientError::Refused(message),
+            Code::Cancelled => ClientError::Timeout {
+                addr: self.addr.clone(),
+                timeout_ms: self.timeout.as_millis() as u64,
+            },
+            code => ClientError::Server { code, message },
+        }
+    }
+
+    /// Stores `value` under `key`; `ttl` makes it expire. Returns the write's version.
+    pub async fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<u64, ClientError> {
+        let r = self
+            .kv
+            .clone()
+            .put(pb::PutRequest {
+                key: key.to_vec().into(),
+                value: value.to_vec().into(),
+                ttl_ms: ttl.map_or(0, |d| (d.as_millis() as u64).max(1)),
+            })
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner();
+        Ok(r.version.map_or(0, |v| v.hlc))
+    }
+
+    /// The live value of `key`, or `None`.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Value>, ClientError> {
+        let r = self
+            .kv
+            .clone()
+            .get(pb::GetRequest {
+                key: key.to_vec().into(),
+            })
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner();
+        Ok(r.found.then(|| Value {
+            value: r.value.to_vec(),
+            version: r.version.map_or(0, |v| v.hlc),
+            expires_at_ms: (r.expires_at_ms != 0).then_some(r.expires_at_ms),
+        }))
+    }
+
+    /// Deletes `key` (a tombstone that wins over older writes on every replica).
+    pub async fn delete(&self, key: &[u8]) -> Result<(), ClientError> {
+        self.kv
+            .clone()
+            .delete(pb::DeleteRequest {
+                key: key.to_vec().into(),
+            })
+            .await
+            .map_err(|s| self.err(s))?;
+        Ok(())
+    }
+
+    /// Which node owns `key`, and the lookup's path length from the contacted node.
+    pub async fn lookup(&self, key: &[u8]) -> Result<LookupResult, ClientError> {
+        let r = self
+            .kv
+            .clone()
+            .lookup(pb::LookupRequest {
+                key: key.to_vec().into(),
+            })
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner();
+        Ok(LookupResult {
+            key_id: r.key_id.iter().map(|b| format!("{b:02x}")).collect(),
+            owner: node_ref(r.owner).ok_or_else(|| ClientError::Server {
+                code: Code::Internal,
+                message: "lookup reply without owner".into(),
+            })?,
+            hops: r.hops,
+        })
+    }
+
+    pub async fn info(&self) -> Result<NodeInfo, ClientError> {
+        let r = self
+            .kv
+            .clone()
+            .node_info(pb::NodeInfoRequest {})
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner();
+        Ok(NodeInfo {
+            me: node_ref(r.self_).unwrap_or(NodeRef {
+                id: String::new(),
+                addr: self.addr.clone(),
+            }),
+            predecessor: node_ref(r.predecessor),
+            successors: r
+                .successors
+                .into_iter()
+                .filter_map(|n| node_ref(Some(n)))
+                .collect(),
+            fingers: r
+                .fingers
+                .into_iter()
+                .filter_map(|n| node_ref(Some(n)))
+                .collect(),
+            hash_size: r.hash_size,
+            keys: r.keys,
+            tasks: r.tasks,
+            replication_factor: r.replication_factor,
+            version: r.version,
+        })
+    }
+
+    /// Asks this node to join the ring that `bootstrap` belongs to.
+    pub async fn join(&self, bootstrap: &str) -> Result<NodeRef, ClientError> {
+        let r = self
+            .kv
+            .clone()
+            .join(pb::JoinRequest {
+                bootstrap: bootstrap.to_string(),
+            })
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner();
+        node_ref(r.successor).ok_or_else(|| ClientError::Server {
+            code: Code::Internal,
+            message: "join reply without successor".into(),
+        })
+    }
+
+    /// Asks this node to leave the ring gracefully (it hands its keys over and stops).
+    pub async fn leave(&self) -> Result<(), ClientError> {
+        self.kv
+            .clone()
+            .leave(pb::LeaveRequest {})
+            .await
+            .map_err(|s| self.err(s))?;
+        Ok(())
+    }
+}

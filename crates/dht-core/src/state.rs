@@ -111,6 +111,24 @@ impl NodeState {
         }
     }
 
+    /// The owner of `key` as far as this node's own tables tell, without asking anyone: this
+    /// node if it owns the key, else the successor-list entry whose arc (previous entry,
+    /// entry] holds it. A guess for the data path, which the owner confirms (it refuses keys
+    /// it does not own); lookups never use it, so hop counts stay the paper's.
+    pub fn owner_hint(&self, key: Id) -> Option<Peer> {
+        if self.owns(key) {
+            return Some(self.me.clone());
+        }
+        let mut prev = self.me.id;
+        for s in self.succ.as_slice() {
+            if between_right(key, prev, s.id) {
+                return Some(s.clone());
+            }
+            prev = s.id;
+        }
+        None
+    }
+
     /// One routing step (Chord §4.3 `find_successor`, made iterative).
     pub fn find_step(&self, key: Id) -> Step {
         let succ = self.successor();

@@ -1,1 +1,27 @@
-//! placeholder
+//! A running dht node, as a library: everything `dhtd` does except process concerns
+//! (arguments, configuration files, signals, logging setup).
+//!
+//! The node serves the `Peer` and `Kv` gRPC services on one port, drives `dht-core`'s state
+//! machines over the network (lookups, stabilize, rectify, fix-fingers, check-predecessor),
+//! routes every client operation to the key's owner, and moves keys on join and leave. It
+//! stores through the `dht_store::Store` trait. Start it with [`Node::new`] and [`Node::run`]
+//! on a bound listener; cancel the token to make it leave gracefully and stop.
+//!
+//! Modules: `node` (state and lifecycle), `routing` (lookups, owner routing, local apply),
+//! `handoff` (join and leave), `maintenance` (periodic tasks), `service` (gRPC handlers),
+//! `convert` (wire ↔ domain), `pool` (peer channels), `hlc` (write versions), `error`.
+
+mod config;
+mod convert;
+mod error;
+mod handoff;
+mod hlc;
+mod maintenance;
+mod node;
+mod pool;
+mod routing;
+mod service;
+
+pub use config::NodeConfig;
+pub use error::NodeError;
+pub use node::Node;

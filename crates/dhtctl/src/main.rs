@@ -1,1 +1,258 @@
-fn main() {}
+//! dhtctl: the command-line client of dht, a thin layer over `dht-client`.
+//!
+//! Exit codes: 0 success, 1 key not found (get), 2 usage error, 3 node unreachable or timed
+//! out, 4 request rejected (invalid argument), 5 any other failure. Every error is one line
+//! on stderr.
+
+mod bench;
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use dht_client::{Client, ClientError};
+
+#[derive(Parser, Debug)]
+#[command(name = "dhtctl", version, about = "Command-line client for a dht ring")]
+struct Cli {
+    /// Node to talk to (any member of the ring).
+    #[arg(
+        long,
+        env = "DHT_NODE",
+        default_value = "127.0.0.1:5000",
+        global = true
+    )]
+    node: String,
+    /// Per-request timeout in seconds.
+    #[arg(long, env = "DHT_TIMEOUT", default_value_t = 5.0, global = true)]
+    timeout: f64,
+    /// Print JSON instead of text (info, lookup, get).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Store VALUE under KEY ("-" reads the value from stdin, binary-safe).
+    Put {
+        key: String,
+        value: String,
+        /// Expire after this long: 30s, 5m, 2h, 1d (a bare number is seconds).
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
+    },
+    /// Print the value of KEY (exit 1 if absent).
+    Get {
+        key: String,
+        /// Write the value's raw bytes with no trailing newline.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Delete KEY.
+    Delete { key: String },
+    /// Show which node owns KEY and the lookup's path length.
+    Lookup { key: String },
+    /// Show the node's ring state.
+    Info,
+    /// Ask the node to join the ring that BOOTSTRAP belongs to.
+    Join { bootstrap: String },
+    /// Ask the node to leave the ring gracefully (it hands its keys over and stops).
+    Leave,
+    /// Write N keys then read them back; print throughput and latency percentiles.
+    Bench(bench::BenchArgs),
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 5m, 2h or 1d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use s, m, h or d")),
+    };
+    if secs == 0 {
+        return Err("ttl must be at least 1s".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<ClientError>() {
+        Some(ClientError::Unreachable { .. } | ClientError::Timeout { .. }) => 3,
+        Some(ClientError::InvalidArgument(_)) => 4,
+        _ => 5,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dhtctl: cannot start the async runtime: {e}");
+            return ExitCode::from(5);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("dhtctl: {}", e.to_string().replace('\n', " "));
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
+        eprintln!("dhtctl: --timeout must be a positive number of seconds");
+        return Ok(2);
+    }
+    let timeout = Duration::from_secs_f64(cli.timeout);
+    let client = Client::connect(&cli.node, timeout).await?;
+    match cli.cmd {
+        Cmd::Put { key, value, ttl } => {
+            let value = if value == "-" {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .context("cannot read the value from stdin")?;
+                buf
+            } else {
+                value.into_bytes()
+            };
+            client.put(key.as_bytes(), &value, ttl).await?;
+            println!("OK");
+        }
+        Cmd::Get { key, raw } => match client.get(key.as_bytes()).await? {
+            Some(v) if raw => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&v.value)?;
+                out.flush()?;
+            }
+            Some(v) if cli.json => println!(
+                "{{\"key\":{},\"value\":{},\"version\":{},\"expires_at_ms\":{}}}",
+                json_str(&key),
+                json_str(&String::from_utf8_lossy(&v.value)),
+                v.version,
+                v.expires_at_ms
+                    .map_or("null".to_string(), |t| t.to_string())
+            ),
+            Some(v) => println!("{}", String::from_utf8_lossy(&v.value)),
+            None => {
+                eprintln!("dhtctl: key not found: {key}");
+                return Ok(1);
+            }
+        },
+        Cmd::Delete { key } => {
+            client.delete(key.as_bytes()).await?;
+            println!("OK");
+        }
+        Cmd::Lookup { key } => {
+            let r = client.lookup(key.as_bytes()).await?;
+            if cli.json {
+                println!(
+                    "{{\"key\":{},\"key_id\":\"{}\",\"owner\":{},\"owner_id\":\"{}\",\"hops\":{}}}",
+                    json_str(&key),
+                    r.key_id,
+                    json_str(&r.owner.addr),
+                    r.owner.id,
+                    r.hops
+                );
+            } else {
+                println!("key_id {}", r.key_id);
+                println!("owner  {} ({})", r.owner.addr, r.owner.id);
+                println!(
+                    "hops   {} (nodes contacted until the key's predecessor answered)",
+                    r.hops
+                );
+            }
+        }
+        Cmd::Info => print_info(&client.info().await?, cli.json),
+        Cmd::Join { bootstrap } => {
+            let s = client.join(&bootstrap).await?;
+            println!("joined; successor {}", s.addr);
+        }
+        Cmd::Leave => {
+            client.leave().await?;
+            println!("left the ring");
+        }
+        Cmd::Bench(args) => {
+            if args.ops == 0 || args.concurrency == 0 {
+                bail!("--ops and --concurrency must be at least 1");
+            }
+            bench::run(&client, args).await?;
+        }
+    }
+    Ok(0)
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn print_info(i: &dht_client::NodeInfo, json: bool) {
+    if json {
+        let list = |v: &[dht_client::NodeRef]| {
+            v.iter()
+                .map(|n| json_str(&n.addr))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        println!(
+            "{{\"addr\":{},\"id\":\"{}\",\"predecessor\":{},\"successors\":[{}],\"fingers\":[{}],\"hash_size\":{},\"keys\":{},\"replication_factor\":{},\"tasks\":[{}],\"version\":{}}}",
+            json_str(&i.me.addr),
+            i.me.id,
+            i.predecessor.as_ref().map_or("null".into(), |p| json_str(&p.addr)),
+            list(&i.successors),
+            list(&i.fingers),
+            i.hash_size,
+            i.keys,
+            i.replication_factor,
+            i.tasks.iter().map(|t| json_str(t)).collect::<Vec<_>>().join(","),
+            json_str(&i.version)
+        );
+        return;
+    }
+    println!("node         {} ({})", i.me.addr, i.me.id);
+    println!(
+        "predecessor  {}",
+        i.predecessor
+            .as_ref()
+            .map_or("none".to_string(), |p| p.addr.clone())
+    );
+    let addrs = |v: &[dht_client::NodeRef]| {
+        v.iter()
+            .map(|n| n.addr.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("successors   {}", addrs(&i.successors));
+    println!("fingers      {}", addrs(&i.fingers));
+    println!("hash_size    {}", i.hash_size);
+    println!("keys         {}", i.keys);
+    println!("replication  {}", i.replication_factor);
+    println!("tasks        {}", i.tasks.join(" "));
+    println!("version      {}", i.version);
+}

@@ -1,1 +1,81 @@
-fn main() {}
+//! dhtd: the dht daemon. Reads its configuration, sets up logging and signals, and runs one
+//! `dht-node` until SIGINT/SIGTERM, which make it leave the ring gracefully and exit 0.
+
+mod config;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let args = config::Args::parse();
+    let settings = match config::Settings::load(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dhtd: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_new(&settings.log).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dhtd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dhtd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(s: config::Settings) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(&s.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", s.bind))?;
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone())?;
+    let store: Arc<dyn dht_store::Store> = Arc::new(dht_store::MemoryStore::new());
+    let node =
+        dht_node::Node::new(s.node, store, shutdown).context("invalid node configuration")?;
+    tracing::info!(
+        bind = %s.bind,
+        advertise = %node.me().addr,
+        id = %node.me().id,
+        hash_size = node.space().bits(),
+        "dhtd starting"
+    );
+    node.run(listener, s.bootstrap).await?;
+    tracing::info!("dhtd stopped");
+    Ok(())
+}
+
+fn spawn_signal_handler(token: CancellationToken) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: leaving the ring"),
+            _ = int.recv() => tracing::info!("SIGINT: leaving the ring"),
+        }
+        token.cancel();
+    });
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! A node's settings, as the daemon hands them over after merging file, environment and flags.
+
+use std::time::Duration;
+
+use dht_core::ChordConfig;
+
+use crate::NodeError;
+
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The `host:port` other nodes and clients reach this node at; its id is the hash of it.
+    pub advertise: String,
+    pub hash_size: u32,
+    pub max_nodes: u64,
+    /// Successor-list length; `None` = Zave's default from `max_nodes`.
+    pub successors: Option<usize>,
+    pub replication_factor: u32,
+    /// Per request, and the failure-detection timeout of peer calls.
+    pub timeout: Duration,
+    pub stabilize_interval: Duration,
+    pub fix_fingers_interval: Duration,
+    pub check_predecessor_interval: Duration,
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+    /// How long a delete's tombstone is kept before it is purged.
+    pub tombstone_grace: Duration,
+    /// How often expired entries and old tombstones are purged.
+    pub expiry_interval: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            advertise: "127.0.0.1:5000".into(),
+            hash_size: 160,
+            max_nodes: 1024,
+            successors: None,
+            replication_factor: 3,
+            timeout: Duration::from_secs(3),
+            stabilize_interval: Duration::from_millis(250),
+            fix_fingers_interval: Duration::from_millis(250),
+            check_predecessor_interval: Duration::from_millis(500),
+            max_key_bytes: 1024,
+            max_value_bytes: 1024 * 1024,
+            tombstone_grace: Duration::from_secs(24 * 3600),
+            expiry_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl NodeConfig {
+    pub fn chord(&self) -> Result<ChordConfig, NodeError> {
+        let cfg = ChordConfig::new(self.hash_size, self.max_nodes)?;
+        Ok(match self.successors {
+            Some(r) => cfg.with_successors(r)?,
+            None => cfg,
+        })
+    }
+}

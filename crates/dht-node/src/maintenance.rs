@@ -1,0 +1,148 @@
+//! The periodic tasks that keep the ring correct: stabilize (with the small-ring liveness
+//! probe), fix-fingers, check-predecessor, and the expiry sweep. Each has a name, a tracing
+//! span and the node's task token, and is tracked so shutdown waits for it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dht_core::{Stabilize, StabilizeStep};
+use tracing::{debug, warn, Instrument};
+
+use crate::hlc::now_ms;
+use crate::node::Node;
+
+pub(crate) fn spawn_all(node: &Arc<Node>) {
+    let cfg = node.cfg.clone();
+    spawn(node, "stabilize", cfg.stabilize_interval, |n| async move {
+        n.stabilize_once().await
+    });
+    spawn(
+        node,
+        "fix-fingers",
+        cfg.fix_fingers_interval,
+        |n| async move { n.fix_finger_once().await },
+    );
+    spawn(
+        node,
+        "check-predecessor",
+        cfg.check_predecessor_interval,
+        |n| async move { n.check_predecessor_once().await },
+    );
+    spawn(node, "expiry-sweep", cfg.expiry_interval, |n| async move {
+        n.expiry_sweep_once().await
+    });
+}
+
+/// Runs `work` every `every` (with a per-node phase so nodes started together don't beat in
+/// step) until the task token is cancelled.
+fn spawn<F, Fut>(node: &Arc<Node>, name: &'static str, every: Duration, work: F)
+where
+    F: Fn(Arc<Node>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    node.task_names
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(name);
+    let token = node.tasks_stop.clone();
+    let phase = every.mul_f64((node.me.id.low_u64() % 1000) as f64 / 1000.0);
+    let n = node.clone();
+    let span = tracing::info_span!("task", name, node = %node.me.addr);
+    node.tasks.spawn(
+        async move {
+            let mut next = tokio::time::Instant::now() + phase;
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tokio::time::sleep_until(next) => {}
+                }
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = work(n.clone()) => {}
+                }
+                next = tokio::time::Instant::now() + every;
+            }
+            debug!("stopped");
+        }
+        .instrument(span),
+    );
+}
+
+impl Node {
+    /// One stabilize round (CHORD.md, Stabilize), then one liveness probe of a successor-list
+    /// entry beyond the first (the small-ring rule).
+    pub(crate) async fn stabilize_once(&self) {
+        let (mut st, mut step) = Stabilize::begin(&mut self.state());
+        loop {
+            match step {
+                StabilizeStep::Query(p) if p.id == self.me.id => {
+                    let mut s = self.state();
+                    let (pred, list) = (s.predecessor().cloned(), s.successors().to_vec());
+                    step = st.on_state(&mut s, &p, pred, &list);
+                }
+                StabilizeStep::Query(p) => {
+                    step = match self.get_state(&p).await {
+                        Ok((pred, list)) => st.on_state(&mut self.state(), &p, pred, &list),
+                        Err(e) if e.peer_unreachable() => {
+                            self.pool.forget(&p.addr);
+                            st.on_timeout(&mut self.state(), &p)
+                        }
+                        Err(e) => {
+                            warn!(peer = %p.addr, error = %e, "stabilize: peer refused");
+                            st.on_timeout(&mut self.state(), &p)
+                        }
+                    };
+                }
+                StabilizeStep::Notify(s) => {
+                    if let Err(e) = self.notify(&s).await {
+                        if e.peer_unreachable() {
+                            self.peer_dead(&s);
+                        }
+                    }
+                    break;
+                }
+                StabilizeStep::Done => break,
+            }
+        }
+        let probe = self.state().next_probe();
+        if let Some(p) = probe {
+            if let Err(e) = self.ping(&p).await {
+                if e.peer_unreachable() {
+                    self.peer_dead(&p);
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn fix_finger_once(&self) {
+        let (i, target) = self.state().next_finger();
+        match self.lookup(target).await {
+            Ok((owner, _)) => self.state().set_finger(i, &owner),
+            Err(_) => self.state().skip_finger(i),
+        }
+    }
+
+    pub(crate) async fn check_predecessor_once(&self) {
+        let pred = self.state().predecessor().cloned();
+        if let Some(p) = pred {
+            if let Err(e) = self.ping(&p).await {
+                if e.peer_unreachable() {
+                    self.state().on_predecessor_dead();
+                    self.pool.forget(&p.addr);
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn expiry_sweep_once(&self) {
+        let store = self.store.clone();
+        let grace = self.cfg.tombstone_grace.as_millis() as u64;
+        let now = now_ms();
+        match tokio::task::spawn_blocking(move || store.purge(now, grace)).await {
+            Ok(Ok(n)) if n > 0 => debug!(purged = n, "expiry sweep"),
+            Ok(Err(e)) => warn!(error = %e, "expiry sweep failed"),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The gRPC services: `Peer` for other nodes, `Kv` for clients. Handlers only translate; the
+//! work is in the node's modules, and every error becomes a status through `From<NodeError>`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use dht_proto::v1 as pb;
+use dht_proto::v1::{kv_server::Kv, peer_server::Peer as PeerRpc};
+use futures::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert;
+use crate::handoff::PAGE;
+use crate::hlc::now_ms;
+use crate::node::Node;
+use crate::NodeError;
+
+pub(crate) struct PeerService(pub Arc<Node>);
+pub(crate) struct KvService(pub Arc<Node>);
+
+type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::Entry, Status>> + Send>>;
+
+impl Node {
+    fn check_hash_size(&self, theirs: u32) -> Result<(), NodeError> {
+        let ours = self.space().bits();
+        if theirs != ours {
+            return Err(NodeError::HashSizeMismatch { ours, theirs });
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl PeerRpc for PeerService {
+    async fn find_step(
+        &self,
+        req: Request<pb::FindStepRequest>,
+    ) -> Result<Response<pb::FindStepReply>, Status> {
+        let key = convert::id(self.0.space(), &req.into_inner().key_id)?;
+        let step = self.0.state().find_step(key);
+        Ok(Response::new(convert::step(&step)))
+    }
+
+    async fn find_successor(
+        &self,
+        req: Request<pb::FindSuccessorRequest>,
+    ) -> Result<Response<pb::FindSuccessorReply>, Status> {
+        let req = req.into_inner();
+        self.0.check_hash_size(req.hash_size)?;
+        let key = convert::id(self.0.space(), &req.key_id)?;
+        let (owner, hops) = self.0.lookup(key).await?;
+        Ok(Response::new(pb::FindSuccessorReply {
+            owner: Some(convert::node_ref(&owner)),
+            hops,
+        }))
+    }
+
+    async fn get_state(
+        &self,
+        _req: Request<pb::GetStateRequest>,
+    ) -> Result<Response<pb::GetStateReply>, Status> {
+        let st = self.0.state();
+        Ok(Response::new(pb::GetStateReply {
+            self_: Some(convert::node_ref(st.me())),
+            predecessor: st.predecessor().map(convert::node_ref),
+            successors: convert::node_refs(st.successors()),
+            hash_size: self.0.space().bits(),
+        }))
+    }
+
+    async fn notify(
+        &self,
+        req: Request<pb::NotifyRequest>,
+    ) -> Result<Response<pb::NotifyReply>, Status> {
+        let req = req.into_inner();
+        self.0.check_hash_size(req.hash_size)?;
+        let n = req
+            .node
+            .as_ref()
+            .ok_or_else(|| NodeError::InvalidArgument("notify without a node".into()))?;
+        let n = convert::peer(self.0.space(), n)?;
+        if !self.0.left.load(std::sync::atomic::Ordering::SeqCst) {
+            self.0.rectify_from(&n).await;
+        }
+        Ok(Response::new(pb::NotifyReply {}))
+    }
+
+    async fn ping(&self, req: Request<pb::PingRequest>) -> Result<Response<pb::PingReply>, Status> {
+        let theirs = req.into_inner().hash_size;
+        if theirs != 0 {
+            self.0.check_hash_size(theirs)?;
+        }
+        if self.0.left.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Status::unavailable("node has left the ring"));
+        }
+        Ok(Response::new(pb::PingReply {
+            node: Some(convert::node_ref(self.0.me())),
+            hash_size: self.0.space().bits(),
+        }))
+    }
+
+    async fn leave_notice(
+        &self,
+        req: Request<pb::LeaveNoticeRequest>,
+    ) -> Result<Response<pb::LeaveNoticeReply>, Status> {
+        let req = req.into_inner();
+        let space = self.0.space();
+        let leaving = req
+            .leaving
+            .as_ref()
+            .ok_or_else(|| NodeError::InvalidArgument("leave notice without a node".into()))?;
+        let leaving = convert::peer(space, leaving)?;
+        let successors = convert::peers(space, &req.successors)?;
+        let pred = convert::opt_peer(space, req.predecessor.as_ref())?;
+        self.0.state().on_leave_notice(&leaving, &successors, pred);
+        self.0.pool.forget(&leaving.addr);
+        Ok(Response::new(pb::LeaveNoticeReply {}))
+    }
+
+    type FetchRangeStream = EntryStream;
+
+    async fn fetch_range(
+        &self,
+        req: Request<pb::FetchRangeRequest>,
+    ) -> Result<Response<Self::FetchRangeStream>, Status> {
+        let req = req.into_inner();
+        let space = self.0.space();
+        let (from, to) = (convert::id(space, &req.from)?, convert::id(space, &req.to)?);
+        let (tx, rx) = tokio::sync::mpsc::channel(PAGE);
+        let node = self.0.clone();
+        tokio::spawn(async move {
+            let mut after = None;
+            loop {
+                match node.store_scan(from, to, after.clone(), PAGE).await {
+                    Ok(page) if page.is_empty() => break,
+                    Ok(page) => {
+                        after = page.last().map(|e| (e.id, e.key.clone()));
+                        for e in &page {
+                            if tx.send(Ok(convert::entry(e))).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn push_entries(
+        &self,
+        req: Request<Streaming<pb::Entry>>,
+    ) -> Result<Response<pb::PushEntriesReply>, Status> {
+        let mut stream = req.into_inner();
+        let space = self.0.space();
+        let mut batch = Vec::with_capacity(PAGE);
+        let mut stored = 0u64;
+        while let Some(e) = stream.message().await? {
+            let e = convert::from_entry(space, e);
+            self.0.hlc.observe(e.record.version);
+            batch.push(e);
+            if batch.len() == PAGE {
+                stored += batch.len() as u64;
+                self.0.store_apply(std::mem::take(&mut batch)).await?;
+            }
+        }
+        stored += batch.len() as u64;
+        if !batch.is_empty() {
+            self.0.store_apply(batch).await?;
+        }
+        Ok(Response::new(pb::PushEntriesReply { stored }))
+    }
+
+    async fn apply(
+        &self,
+        req: Request<pb::ApplyRequest>,
+    ) -> Result<Response<pb::ApplyReply>, Status> {
+        let results = self.0.apply_local(req.into_inner().ops).await;
+        Ok(Response::new(pb::ApplyReply { results }))
+    }
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutReply>, Status> {
+        let req = req.into_inner();
+        let node = &self.0;
+        node.check_key(&req.key)?;
+        node.check_value(&req.value)?;
+        let expires_at_ms = if req.ttl_ms == 0 {
+            0
+        } else {
+            now_ms().saturating_add(req.ttl_ms)
+        };
+        let op = pb::Op {
+            op: Some(pb::op::Op::Put(pb::Entry {
+                key: req.key.clone(),
+                value: req.value,
+                version: None,
+                deleted: false,
+                expires_at_ms,
+            })),
+        };
+        let r = node.route(&req.key, op).await?;
+        Ok(Response::new(pb::PutReply {
+            version: r.entry.and_then(|e| e.version),
+        }))
+    }
+
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetReply>, Status> {
+        let key = req.into_inner().key;
+        self.0.check_key(&key)?;
+        let op = pb::Op {
+            op: Some(pb::op::Op::Get(pb::GetOp { key: key.clone() })),
+        };
+        let r = self.0.route(&key, op).await?;
+        Ok(Response::new(match r.entry {
+            Some(e) => pb::GetReply {
+                found: true,
+                value: e.value,
+                version: e.version,
+                expires_at_ms: e.expires_at_ms,
+            },
+            None => pb::GetReply::default(),
+        }))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteReply>, Status> {
+        let key = req.into_inner().key;
+        self.0.check_key(&key)?;
+        let op = pb::Op {
+            op: Some(pb::op::Op::Put(pb::Entry {
+                key: key.clone(),
+                value: Default::default(),
+                version: None,
+                deleted: true,
+                expires_at_ms: 0,
+            })),
+        };
+        let r = self.0.route(&key, op).await?;
+        Ok(Response::new(pb::DeleteReply {
+            version: r.entry.and_then(|e| e.version),
+        }))
+    }
+
+    async fn lookup(
+        &self,
+        req: Request<pb::LookupRequest>,
+    ) -> Result<Response<pb::LookupReply>, Status> {
+        let key = req.into_inner().key;
+        self.0.check_key(&key)?;
+        let id = self.0.space().hash(&key);
+        let (owner, hops) = self.0.lookup(id).await?;
+        Ok(Response::new(pb::LookupReply {
+            key_id: convert::id_bytes(id),
+            owner: Some(convert::node_ref(&owner)),
+            hops,
+        }))
+    }
+
+    async fn node_info(
+        &self,
+        _req: Request<pb::NodeInfoRequest>,
+    ) -> Result<Response<pb::NodeInfoReply>, Status> {
+        let node = &self.0;
+        let keys = node.store.len().map_err(NodeError::from)?;
+        let st = node.snapshot();
+        let tasks = node
+            .task_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        Ok(Response::new(pb::NodeInfoReply {
+            self_: Some(convert::node_ref(st.me())),
+            predecessor: st.predecessor().map(convert::node_ref),
+            successors: convert::node_refs(st.successors()),
+            fingers: convert::node_refs(&st.fingers().distinct()),
+            hash_size: node.space().bits(),
+            keys,
+            tasks,
+            replication_factor: node.cfg.replication_factor,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }))
+    }
+
+    async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
+        let bootstrap = req.into_inner().bootstrap;
+        if bootstrap.is_empty() {
+            return Err(NodeError::InvalidArgument("join needs a bootstrap address".into()).into());
+        }
+        if !self.0.state().is_alone() {
+            return Err(NodeError::Precondition(
+                "this node is already a member of a ring; leave first".into(),
+            )
+            .into());
+        }
+        self.0.join(&[bootstrap]).await?;
+        let succ = self.0.state().successor().clone();
+        Ok(Response::new(pb::JoinReply {
+            successor: Some(convert::node_ref(&succ)),
+        }))
+    }
+
+    async fn leave(
+        &self,
+        _req: Request<pb::LeaveRequest>,
+    ) -> Result<Response<pb::LeaveReply>, Status> {
+        self.0.leave().await?;
+        // The node has handed everything over; stop the process like a SIGTERM would.
+        self.0.shutdown.cancel();
+        Ok(Response::new(pb::LeaveReply {}))
+    }
+}

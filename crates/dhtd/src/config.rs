@@ -1,0 +1,296 @@
+//! dhtd's configuration: built-in defaults ⟵ TOML file ⟵ `DHT_*` environment ⟵ flags.
+//!
+//! clap reads each flag with its environment variable as fallback (so flags beat the
+//! environment), the file fills what neither gave, and [`Settings::validate`] names the key
+//! and the accepted range of anything out of bounds. Unknown file keys are refused by serde.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use dht_node::NodeConfig;
+use serde::Deserialize;
+
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "dhtd",
+    version,
+    about = "dht daemon: one node of a Chord distributed hash table"
+)]
+pub struct Args {
+    /// Address to listen on (host:port).
+    #[arg(long, env = "DHT_BIND")]
+    pub bind: Option<String>,
+    /// Address other nodes and clients use to reach this node; its id is the hash of it.
+    /// Defaults to --bind.
+    #[arg(long, env = "DHT_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// A member of the ring to join (repeatable). None: start a new ring.
+    #[arg(long = "bootstrap", env = "DHT_BOOTSTRAP", value_delimiter = ',')]
+    pub bootstrap: Vec<String>,
+    /// TOML configuration file (see config/dhtd.example.toml).
+    #[arg(long, env = "DHT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Identifier bits (1..=160); every node of a ring must agree.
+    #[arg(long, env = "DHT_HASH_SIZE")]
+    pub hash_size: Option<u32>,
+    /// Copies of every key (owner included).
+    #[arg(long, env = "DHT_REPLICATION_FACTOR")]
+    pub replication_factor: Option<u32>,
+    /// Per-request timeout in seconds (fractions allowed); also the failure-detection timeout.
+    #[arg(long, env = "DHT_TIMEOUT")]
+    pub timeout: Option<f64>,
+    /// Largest ring size planned for; sets the default successor-list length.
+    #[arg(long, env = "DHT_MAX_NODES")]
+    pub max_nodes: Option<u64>,
+    /// Successor-list length (default max(4, 2·⌈log2 max_nodes⌉)).
+    #[arg(long, env = "DHT_SUCCESSORS")]
+    pub successors: Option<usize>,
+    #[arg(long, env = "DHT_STABILIZE_INTERVAL_MS")]
+    pub stabilize_interval_ms: Option<u64>,
+    #[arg(long, env = "DHT_FIX_FINGERS_INTERVAL_MS")]
+    pub fix_fingers_interval_ms: Option<u64>,
+    #[arg(long, env = "DHT_CHECK_PREDECESSOR_INTERVAL_MS")]
+    pub check_predecessor_interval_ms: Option<u64>,
+    #[arg(long, env = "DHT_MAX_KEY_BYTES")]
+    pub max_key_bytes: Option<usize>,
+    #[arg(long, env = "DHT_MAX_VALUE_BYTES")]
+    pub max_value_bytes: Option<usize>,
+    /// Log filter (tracing EnvFilter syntax), e.g. "info" or "dht_node=debug".
+    #[arg(long, env = "DHT_LOG")]
+    pub log: Option<String>,
+}
+
+/// The TOML file. Every key is optional; unknown keys are an error.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub bind: Option<String>,
+    pub advertise: Option<String>,
+    pub bootstrap: Option<Vec<String>>,
+    pub hash_size: Option<u32>,
+    pub replication_factor: Option<u32>,
+    pub timeout: Option<f64>,
+    pub max_nodes: Option<u64>,
+    pub successors: Option<usize>,
+    pub stabilize_interval_ms: Option<u64>,
+    pub fix_fingers_interval_ms: Option<u64>,
+    pub check_predecessor_interval_ms: Option<u64>,
+    pub max_key_bytes: Option<usize>,
+    pub max_value_bytes: Option<usize>,
+    pub log: Option<String>,
+}
+
+/// The merged settings.
+#[derive(Debug)]
+pub struct Settings {
+    pub bind: String,
+    pub bootstrap: Vec<String>,
+    pub log: String,
+    pub node: NodeConfig,
+}
+
+impl Settings {
+    pub fn load(args: Args) -> Result<Settings> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))
+                    .with_context(|| "invalid config file".to_string())?
+            }
+            None => FileConfig::default(),
+        };
+        let d = NodeConfig::default();
+        let bind = args
+            .bind
+            .or(file.bind)
+            .unwrap_or_else(|| "127.0.0.1:5000".into());
+        let advertise = args
+            .advertise
+            .or(file.advertise)
+            .unwrap_or_else(|| bind.clone());
+        let bootstrap = if args.bootstrap.is_empty() {
+            file.bootstrap.unwrap_or_default()
+        } else {
+            args.bootstrap
+        };
+        let ms =
+            |v: Option<u64>, f: Option<u64>, d: Duration| v.or(f).map_or(d, Duration::from_millis);
+        let timeout_s = args
+            .timeout
+            .or(file.timeout)
+            .unwrap_or(d.timeout.as_secs_f64());
+        let s = Settings {
+            bind,
+            bootstrap,
+            log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            node: NodeConfig {
+                advertise,
+                hash_size: args.hash_size.or(file.hash_size).unwrap_or(d.hash_size),
+                max_nodes: args.max_nodes.or(file.max_nodes).unwrap_or(d.max_nodes),
+                successors: args.successors.or(file.successors),
+                replication_factor: args
+                    .replication_factor
+                    .or(file.replication_factor)
+                    .unwrap_or(d.replication_factor),
+                timeout: if timeout_s.is_finite() && timeout_s > 0.0 && timeout_s <= 3600.0 {
+                    Duration::from_secs_f64(timeout_s)
+                } else {
+                    bail!("timeout = {timeout_s}: must be a number of seconds in (0, 3600]")
+                },
+                stabilize_interval: ms(
+                    args.stabilize_interval_ms,
+                    file.stabilize_interval_ms,
+                    d.stabilize_interval,
+                ),
+                fix_fingers_interval: ms(
+                    args.fix_fingers_interval_ms,
+                    file.fix_fingers_interval_ms,
+                    d.fix_fingers_interval,
+                ),
+                check_predecessor_interval: ms(
+                    args.check_predecessor_interval_ms,
+                    file.check_predecessor_interval_ms,
+                    d.check_predecessor_interval,
+                ),
+                max_key_bytes: args
+                    .max_key_bytes
+                    .or(file.max_key_bytes)
+                    .unwrap_or(d.max_key_bytes),
+                max_value_bytes: args
+                    .max_value_bytes
+                    .or(file.max_value_bytes)
+                    .unwrap_or(d.max_value_bytes),
+                ..d
+            },
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Refuses values out of range, naming the key and the accepted range.
+    pub fn validate(&self) -> Result<()> {
+        let n = &self.node;
+        let check = |ok: bool, msg: String| {
+            if ok {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(msg))
+            }
+        };
+        check(
+            (1..=160).contains(&n.hash_size),
+            format!("hash_size = {}: must be between 1 and 160", n.hash_size),
+        )?;
+        check(
+            (1..=16).contains(&n.replication_factor),
+            format!(
+                "replication_factor = {}: must be between 1 and 16",
+                n.replication_factor
+            ),
+        )?;
+        check(n.max_nodes >= 1, "max_nodes = 0: must be at least 1".into())?;
+        if let Some(r) = n.successors {
+            check(
+                (1..=256).contains(&r),
+                format!("successors = {r}: must be between 1 and 256"),
+            )?;
+        }
+        for (name, v) in [
+            ("stabilize_interval_ms", n.stabilize_interval),
+            ("fix_fingers_interval_ms", n.fix_fingers_interval),
+            (
+                "check_predecessor_interval_ms",
+                n.check_predecessor_interval,
+            ),
+        ] {
+            let ms = v.as_millis();
+            check(
+                (10..=600_000).contains(&ms),
+                format!("{name} = {ms}: must be between 10 and 600000"),
+            )?;
+        }
+        check(
+            (1..=65_536).contains(&n.max_key_bytes),
+            format!(
+                "max_key_bytes = {}: must be between 1 and 65536",
+                n.max_key_bytes
+            ),
+        )?;
+        check(
+            (1..=4 * 1024 * 1024).contains(&n.max_value_bytes),
+            format!(
+                "max_value_bytes = {}: must be between 1 and 4194304",
+                n.max_value_bytes
+            ),
+        )?;
+        for (name, a) in std::iter::once(("bind", &self.bind))
+            .chain(std::iter::once(("advertise", &n.advertise)))
+            .chain(self.bootstrap.iter().map(|b| ("bootstrap", b)))
+        {
+            check(valid_addr(a), format!("{name} = {a:?}: must be host:port"))?;
+        }
+        if n.advertise.starts_with("0.0.0.0:") || n.advertise.starts_with("[::]:") {
+            bail!(
+                "advertise = {:?}: a wildcard address cannot be reached; set --advertise",
+                n.advertise
+            );
+        }
+        Ok(())
+    }
+}
+
+fn valid_addr(a: &str) -> bool {
+    match a.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_file_keys_are_refused_by_name() {
+        let e = toml::from_str::<FileConfig>("hash_sise = 8").unwrap_err();
+        assert!(e.to_string().contains("hash_sise"), "{e}");
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_defaults_fill_the_rest() {
+        let dir = std::env::temp_dir().join(format!("dhtd-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "hash_size = 16\nreplication_factor = 2\n").unwrap();
+        let s = Settings::load(Args {
+            config: Some(path),
+            hash_size: Some(24),
+            ..Args::default()
+        })
+        .unwrap();
+        assert_eq!(s.node.hash_size, 24);
+        assert_eq!(s.node.replication_factor, 2);
+        assert_eq!(s.node.timeout, NodeConfig::default().timeout);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = Settings::load(Args {
+            hash_size: Some(200),
+            ..Args::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("hash_size"), "{e}");
+        let e = Settings::load(Args {
+            bind: Some("nonsense".into()),
+            ..Args::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("bind"), "{e}");
+    }
+}
