@@ -7,13 +7,29 @@
 //! interval can be scanned for handoff and anti-entropy. This crate knows nothing of the
 //! network; the node passes the current time in milliseconds where it matters.
 //!
-//! Modules: `entry` (the data model), `memory` (the in-memory engine).
+//! Two engines implement [`Store`]: [`MemoryStore`] for tests and ephemeral nodes, and
+//! [`RedbStore`], one redb database file per data directory, with group commit and a choice of
+//! [`Durability`]. Errors say what the operator can do about them: a data directory already in
+//! use ([`StoreError::Locked`]), a damaged file ([`StoreError::Corrupt`], never a silent empty
+//! start), or an I/O failure naming the path ([`StoreError::Io`]).
+//!
+//! Modules: `entry` (the data model), `memory` (the in-memory engine), `options` (durability
+//! and cache settings), `redb_engine` (the persistent engine: table encoding, error mapping,
+//! the group-commit writer thread).
 
+#[cfg(test)]
+mod engine_tests;
 mod entry;
 mod memory;
+#[cfg(test)]
+mod model_tests;
+mod options;
+mod redb_engine;
 
 pub use entry::{Entry, Record, Version};
 pub use memory::MemoryStore;
+pub use options::{Durability, StoreOptions};
+pub use redb_engine::{RedbStats, RedbStore};
 
 use dht_core::Id;
 
@@ -26,6 +42,33 @@ pub enum StoreError {
     },
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// Another process (or another store in this process) holds the database's file lock.
+    #[error(
+        "database {path} is locked: another dhtd is probably using this data directory \
+         (stop it, or give this node its own data directory)"
+    )]
+    Locked { path: String },
+    /// The database file is damaged; the store refuses to open it rather than start empty.
+    #[error(
+        "database {path} is corrupt: {detail} (restore it from a backup, or move it aside to \
+         start this node empty and let replication refill it)"
+    )]
+    Corrupt { path: String, detail: String },
+}
+
+/// The purge rule shared by every engine: an entry goes once it has expired, a tombstone once
+/// its version is at least `tombstone_grace_ms` old.
+pub(crate) fn purgeable(
+    tombstone: bool,
+    version: Version,
+    expires_at_ms: Option<u64>,
+    now_ms: u64,
+    tombstone_grace_ms: u64,
+) -> bool {
+    let expired = expires_at_ms.is_some_and(|t| now_ms >= t);
+    let old_tombstone =
+        tombstone && now_ms.saturating_sub(version.physical_ms()) >= tombstone_grace_ms;
+    expired || old_tombstone
 }
 
 /// A storage engine. Methods block (a durable engine waits for its commit), so async callers
@@ -56,4 +99,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Number of stored entries, tombstones included.
     fn len(&self) -> Result<u64, StoreError>;
+
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Makes every acknowledged write durable (a no-op for engines without deferred writes,
+    /// and for a persistent engine in [`Durability::Sync`]). Call before a planned shutdown.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

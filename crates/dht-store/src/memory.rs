@@ -113,10 +113,13 @@ impl Store for MemoryStore {
         let mut map = self.lock();
         let before = map.len();
         map.retain(|_, r| {
-            let expired = r.expires_at_ms.is_some_and(|t| now_ms >= t);
-            let old_tombstone = r.value.is_none()
-                && now_ms.saturating_sub(r.version.physical_ms()) >= tombstone_grace_ms;
-            !(expired || old_tombstone)
+            !crate::purgeable(
+                r.value.is_none(),
+                r.version,
+                r.expires_at_ms,
+                now_ms,
+                tombstone_grace_ms,
+            )
         });
         Ok(before - map.len())
     }
