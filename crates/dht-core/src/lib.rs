@@ -9,7 +9,8 @@
 //! Modules: [`id`] (identifiers, SHA-1, the circle), [`interval`] (modular interval tests),
 //! `peer`, `successors`, `finger`, `dead` (the node's tables), `state` (routing, ownership,
 //! failure, join and leave decisions), [`lookup`] (iterative lookup), `stabilize`, `rectify`,
-//! `fix_fingers` (maintenance), [`placement`] (replica sets), `config`.
+//! `fix_fingers` (maintenance), [`placement`] (replica sets), `config`, [`invariants`] (Zave's ring properties
+//! over a snapshot of states, for tests and the simulator).
 
 mod config;
 mod dead;
@@ -18,6 +19,7 @@ mod finger;
 mod fix_fingers;
 pub mod id;
 pub mod interval;
+pub mod invariants;
 pub mod lookup;
 mod peer;
 pub mod placement;

@@ -1,0 +1,884 @@
+//! The simulated world: nodes holding `dht-core` state, the virtual network between them, and
+//! the dispatch of every event.
+//!
+//! Every protocol decision is the core's: a node answers `FindStep` with
+//! [`NodeState::find_step`], lookups are [`Lookup`] state machines, stabilize is [`Stabilize`],
+//! rectify is [`NodeState::rectify`]. This module only carries messages, draws latencies and
+//! losses, fires timers and turns a missing reply into a timeout, exactly what `dht-node` does
+//! with tonic and tokio. The drivers of the multi-step exchanges are in [`crate::driver`].
+//!
+//! A call that gets no answer times out `timeout` after it was sent. Since the configuration
+//! requires a round trip to fit in the timeout, the fate of every call is known once the
+//! request is delivered, so a timeout event is queued only for calls that will miss their
+//! reply; that halves the events of a lookup-heavy run.
+
+use std::collections::{BTreeMap, HashMap};
+
+use dht_core::invariants::{check_ideal, check_ring, RingShape, Violation};
+use dht_core::{successor_in, ChordConfig, Id, Lookup, NodeState, Peer, Stabilize, Step};
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64;
+
+use crate::engine::{Queue, Time};
+use crate::net::NetModel;
+use crate::trace::{Trace, TraceRec};
+use crate::SimError;
+
+/// Index of a node in the world (node ids are `dht-core` ids; this is the simulator's handle).
+pub type Ix = u32;
+
+/// Everything a run depends on besides its experiment's own arguments.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub chord: ChordConfig,
+    pub net: NetModel,
+    /// A call without an answer after this long counts as a failure of the callee.
+    pub timeout: Time,
+    /// Period of stabilize (with the successor-list probe and check-predecessor): one round.
+    pub stabilize_every: Time,
+    /// Period of fix-fingers (one finger lookup per period).
+    pub fix_fingers_every: Time,
+    pub seed: u64,
+    /// How many of the last events to keep for a violation report (0 = none).
+    pub trace: usize,
+}
+
+impl SimConfig {
+    /// Refuses settings under which the simulator's timeout shortcut would be wrong.
+    pub fn validate(&self) -> Result<(), SimError> {
+        if 2 * self.net.latency.max() >= self.timeout {
+            return Err(SimError::Arg(format!(
+                "timeout {} ms must exceed a round trip at the highest latency ({} ms)",
+                self.timeout as f64 / 1000.0,
+                2.0 * self.net.latency.max() as f64 / 1000.0
+            )));
+        }
+        if self.stabilize_every == 0 || self.fix_fingers_every == 0 {
+            return Err(SimError::Arg(
+                "stabilize and fix-fingers intervals must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a remote call asks.
+#[derive(Clone, Debug)]
+pub(crate) enum Req {
+    FindStep(Id),
+    GetState,
+    Ping,
+}
+
+/// What a remote call answers.
+#[derive(Clone, Debug)]
+pub(crate) enum Resp {
+    Step(Step),
+    State { pred: Option<Peer>, list: Vec<Peer> },
+    Pong,
+}
+
+/// What the caller does with the answer: the continuation of a call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Cont {
+    Lookup {
+        slot: u32,
+        gen: u32,
+    },
+    Stabilize {
+        epoch: u64,
+    },
+    /// Liveness probe of a successor-list entry beyond the first.
+    Probe,
+    /// Check predecessor.
+    CheckPred,
+    /// The callee of a rectify from `n` pings its predecessor before replacing it.
+    RectifyCheck {
+        n: Ix,
+    },
+    /// A joining node fetches its successor's list.
+    JoinState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimerKind {
+    Stabilize,
+    FixFinger,
+}
+
+#[derive(Debug)]
+pub(crate) enum Event {
+    Request {
+        from: Ix,
+        to: Ix,
+        sent: Time,
+        req: Req,
+        cont: Cont,
+    },
+    Reply {
+        from: Ix,
+        to: Ix,
+        resp: Resp,
+        cont: Cont,
+    },
+    Timeout {
+        node: Ix,
+        peer: Ix,
+        cont: Cont,
+    },
+    /// One-way "I may be your predecessor".
+    Rectify {
+        from: Ix,
+        to: Ix,
+    },
+    Timer {
+        node: Ix,
+        kind: TimerKind,
+    },
+    /// A new node asks a member to find its successor.
+    JoinStart {
+        node: Ix,
+        attempt: u32,
+    },
+    /// Gives up on a join attempt that has not completed.
+    JoinCheck {
+        node: Ix,
+        attempt: u32,
+    },
+    /// The bootstrap's answer reaches the joining node.
+    JoinFound {
+        node: Ix,
+        owner: Peer,
+    },
+    /// Starts one measured lookup and schedules the next.
+    LookupSource {
+        remaining: u64,
+        spacing: Time,
+    },
+    /// Churn: a random member fails (with `safe`, only one whose death leaves every member a
+    /// live successor-list entry: Zave's failure assumption), or a new node joins.
+    Kill {
+        safe: bool,
+    },
+    Spawn,
+}
+
+pub(crate) struct SimNode {
+    pub state: NodeState,
+    pub alive: bool,
+    /// Completed its join (or was built into the ring): a member.
+    pub joined: bool,
+    pub stabilize: Option<Stabilize>,
+    pub stab_epoch: u64,
+    pub finger_busy: bool,
+    pub timers_armed: bool,
+    pub join_attempt: u32,
+    /// Position in `World::members`, when a member.
+    pos: Option<usize>,
+}
+
+/// How a measured lookup ended, judged against the true membership when it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// The lookup ran out of candidates.
+    Failed,
+    /// It named an owner that is dead.
+    DeadOwner,
+    /// It named a live node that is not the key's successor.
+    WrongOwner,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct LookupResult {
+    pub key: Id,
+    pub hops: u32,
+    pub timeouts: u32,
+    pub outcome: Outcome,
+    pub latency: Time,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Purpose {
+    Measure,
+    Finger(usize),
+    Join(Ix),
+}
+
+pub(crate) struct LookupRun {
+    pub origin: Ix,
+    pub lookup: Lookup,
+    pub purpose: Purpose,
+    pub started: Time,
+    pub gen: u32,
+}
+
+/// Message and event counts of a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    pub events: u64,
+    pub messages: u64,
+    pub lost: u64,
+    pub timeouts: u64,
+}
+
+pub struct World {
+    pub cfg: SimConfig,
+    pub rng: Pcg64,
+    pub(crate) q: Queue<Event>,
+    pub(crate) nodes: Vec<SimNode>,
+    pub(crate) by_id: HashMap<Id, Ix>,
+    /// Live members by id: the truth lookups are judged against.
+    pub(crate) live: BTreeMap<Id, Ix>,
+    /// Live members, for uniform random picks.
+    pub(crate) members: Vec<Ix>,
+    pub(crate) lookups: Vec<Option<LookupRun>>,
+    pub(crate) free_slots: Vec<u32>,
+    pub(crate) lookup_gen: u32,
+    /// Measured lookups started and not finished, plus those the source has yet to start.
+    pub(crate) outstanding: u64,
+    pub results: Vec<LookupResult>,
+    pub(crate) maintenance: bool,
+    pub(crate) trace: Trace,
+    pub counters: Counters,
+    /// Failures and joins injected (the last 1,000), for violation reports.
+    faults: std::collections::VecDeque<String>,
+    next_name: u64,
+}
+
+impl World {
+    pub fn new(cfg: SimConfig) -> Result<World, SimError> {
+        cfg.validate()?;
+        Ok(World {
+            rng: Pcg64::seed_from_u64(cfg.seed),
+            trace: Trace::new(cfg.trace),
+            cfg,
+            q: Queue::default(),
+            nodes: Vec::new(),
+            by_id: HashMap::new(),
+            live: BTreeMap::new(),
+            members: Vec::new(),
+            lookups: Vec::new(),
+            free_slots: Vec::new(),
+            lookup_gen: 0,
+            outstanding: 0,
+            results: Vec::new(),
+            maintenance: false,
+            counters: Counters::default(),
+            faults: std::collections::VecDeque::new(),
+            next_name: 0,
+        })
+    }
+
+    pub fn now(&self) -> Time {
+        self.q.now()
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Live members in id order.
+    pub fn ring(&self) -> Vec<Peer> {
+        self.live
+            .values()
+            .map(|&i| self.nodes[i as usize].state.me().clone())
+            .collect()
+    }
+
+    pub fn state(&self, ix: Ix) -> &NodeState {
+        &self.nodes[ix as usize].state
+    }
+
+    pub fn ix_of(&self, id: Id) -> Option<Ix> {
+        self.by_id.get(&id).copied()
+    }
+
+    /// Live members' ids in id order.
+    pub fn member_ids(&self) -> Vec<Id> {
+        self.live.keys().copied().collect()
+    }
+
+    pub fn is_alive(&self, ix: Ix) -> bool {
+        self.nodes[ix as usize].alive
+    }
+
+    /// Creates a node with a fresh address (not yet a member). Its id is the SHA-1 of that
+    /// address, like a real node's; with a small `hash_size` an address whose id is taken is
+    /// skipped (CHORD.md: a colliding node is refused).
+    pub fn add_node(&mut self) -> Ix {
+        let space = self.cfg.chord.space;
+        loop {
+            let name = self.next_name;
+            self.next_name += 1;
+            let addr = format!("s{}-n{}:4000", self.cfg.seed, name);
+            let me = Peer::from_addr(space, &addr);
+            if self.by_id.contains_key(&me.id) {
+                continue;
+            }
+            let ix = self.nodes.len() as Ix;
+            self.by_id.insert(me.id, ix);
+            self.nodes.push(SimNode {
+                state: NodeState::new(self.cfg.chord, me),
+                alive: true,
+                joined: false,
+                stabilize: None,
+                stab_epoch: 0,
+                finger_busy: false,
+                timers_armed: false,
+                join_attempt: 0,
+                pos: None,
+            });
+            return ix;
+        }
+    }
+
+    /// How many more distinct ids the space can hold (small spaces fill up).
+    pub fn room(&self) -> u128 {
+        let bits = self.cfg.chord.space.bits();
+        let cap = if bits >= 100 {
+            u128::MAX
+        } else {
+            1u128 << bits
+        };
+        cap.saturating_sub(self.by_id.len() as u128)
+    }
+
+    fn fault(&mut self, what: &str, ix: Ix) {
+        if self.faults.len() == 1000 {
+            self.faults.pop_front();
+        }
+        let line = format!(
+            "  t={:.3}ms {what} {:?}",
+            self.q.now() as f64 / 1000.0,
+            self.nodes[ix as usize].state.me()
+        );
+        self.faults.push_back(line);
+    }
+
+    /// The injected faults, for a caller that wants to forget the build's joins.
+    pub fn faults_mut(&mut self) -> &mut std::collections::VecDeque<String> {
+        &mut self.faults
+    }
+
+    /// The injected faults, one per line.
+    pub fn faults_text(&self) -> String {
+        self.faults.iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    pub(crate) fn make_member(&mut self, ix: Ix) {
+        self.fault("joined", ix);
+        let n = &mut self.nodes[ix as usize];
+        n.joined = true;
+        if n.pos.is_none() {
+            n.pos = Some(self.members.len());
+            self.members.push(ix);
+            self.live.insert(n.state.id(), ix);
+        }
+        if self.maintenance {
+            self.arm(ix);
+        }
+    }
+
+    /// A node fails silently: it stops answering, and its own calls are forgotten.
+    pub fn kill(&mut self, ix: Ix) {
+        let node = &mut self.nodes[ix as usize];
+        if !node.alive {
+            return;
+        }
+        node.alive = false;
+        node.stabilize = None;
+        let id = node.state.id();
+        if let Some(pos) = node.pos.take() {
+            self.members.swap_remove(pos);
+            if let Some(&moved) = self.members.get(pos) {
+                self.nodes[moved as usize].pos = Some(pos);
+            }
+            self.live.remove(&id);
+        }
+        // Lookups it was driving end with it; a measured one is no longer outstanding.
+        for slot in 0..self.lookups.len() {
+            if self.lookups[slot].as_ref().is_some_and(|r| r.origin == ix) {
+                if let Some(run) = self.lookups[slot].take() {
+                    if matches!(run.purpose, Purpose::Measure) {
+                        self.outstanding -= 1;
+                    }
+                    self.free_slots.push(slot as u32);
+                }
+            }
+        }
+        self.record("kill", ix, ix);
+        self.fault("killed", ix);
+    }
+
+    /// A uniformly random live member.
+    pub fn random_member(&mut self) -> Option<Ix> {
+        if self.members.is_empty() {
+            return None;
+        }
+        let k = self.rng.random_range(0..self.members.len());
+        Some(self.members[k])
+    }
+
+    /// A uniformly random point of the identifier circle.
+    pub fn random_key(&mut self) -> Id {
+        let mut b = [0u8; 20];
+        self.rng.fill(&mut b[..]);
+        self.cfg.chord.space.mask(Id::from_be_bytes(b))
+    }
+
+    /// The live member that owns `key` (its successor), if any.
+    pub fn true_owner(&self, key: Id) -> Option<Ix> {
+        self.live
+            .range(key..)
+            .next()
+            .or_else(|| self.live.iter().next())
+            .map(|(_, &ix)| ix)
+    }
+
+    /// Turns periodic maintenance (stabilize, probes, check-predecessor, fix-fingers) on or
+    /// off for every member. Off, the ring is frozen except for what lookups learn.
+    pub fn set_maintenance(&mut self, on: bool) {
+        self.maintenance = on;
+        if on {
+            for k in 0..self.members.len() {
+                let ix = self.members[k];
+                self.arm(ix);
+            }
+        }
+    }
+
+    fn arm(&mut self, ix: Ix) {
+        if self.nodes[ix as usize].timers_armed {
+            return;
+        }
+        self.nodes[ix as usize].timers_armed = true;
+        let s = self.rng.random_range(0..self.cfg.stabilize_every);
+        let f = self.rng.random_range(0..self.cfg.fix_fingers_every);
+        self.q.after(
+            s,
+            Event::Timer {
+                node: ix,
+                kind: TimerKind::Stabilize,
+            },
+        );
+        self.q.after(
+            f,
+            Event::Timer {
+                node: ix,
+                kind: TimerKind::FixFinger,
+            },
+        );
+    }
+
+    /// Runs every event up to and including time `t`, then sets the clock to `t`.
+    pub fn run_until(&mut self, t: Time) {
+        while let Some((_, ev)) = self.q.pop_until(t) {
+            self.handle(ev);
+        }
+        self.q.advance_to(t);
+    }
+
+    /// Runs every queued event; with maintenance off the queue drains (bounded, in case a
+    /// caller left maintenance on).
+    pub fn settle(&mut self) {
+        let mut n = 0u64;
+        while let Some((_, ev)) = self.q.pop_until(Time::MAX) {
+            self.handle(ev);
+            n += 1;
+            if n > 100_000_000 {
+                break;
+            }
+        }
+    }
+
+    /// A uniformly random delay in [0, max).
+    pub fn random_delay(&mut self, max: Time) -> Time {
+        self.rng.random_range(0..max.max(1))
+    }
+
+    /// Nodes alive and still joining.
+    pub fn pending_joins(&self) -> usize {
+        self.nodes.iter().filter(|n| n.alive && !n.joined).count()
+    }
+
+    /// Schedules one churn event (a random member fails, or a new node joins) at `delay`.
+    pub fn schedule_churn(&mut self, delay: Time, join: bool, safe: bool) {
+        self.q.after(
+            delay,
+            if join {
+                Event::Spawn
+            } else {
+                Event::Kill { safe }
+            },
+        );
+    }
+
+    /// Whether killing `victim` leaves every other live member (joined or joining) at least
+    /// one live entry in its successor list: the failure assumption of Zave's proof.
+    pub fn kill_is_safe(&self, victim: Ix) -> bool {
+        let vid = self.nodes[victim as usize].state.id();
+        self.nodes.iter().enumerate().all(|(i, n)| {
+            if !n.alive || i as Ix == victim || n.state.successors().is_empty() {
+                return true;
+            }
+            n.state.successors().iter().any(|p| {
+                p.id != vid
+                    && self
+                        .by_id
+                        .get(&p.id)
+                        .is_some_and(|&j| self.nodes[j as usize].alive)
+            })
+        })
+    }
+
+    /// Runs `k` stabilize rounds of virtual time.
+    pub fn run_rounds(&mut self, k: u64) {
+        let t = self.now() + k * self.cfg.stabilize_every;
+        self.run_until(t);
+    }
+
+    /// Issues `count` measured lookups, one every `spacing` µs from random members for random
+    /// keys, and runs until all have ended. Returns their results (in the order they ended).
+    pub fn run_lookups(&mut self, count: u64, spacing: Time) -> Vec<LookupResult> {
+        self.results.clear();
+        if count == 0 || self.members.is_empty() {
+            return Vec::new();
+        }
+        self.outstanding += count;
+        self.q.after(
+            0,
+            Event::LookupSource {
+                remaining: count,
+                spacing,
+            },
+        );
+        while self.outstanding > 0 {
+            match self.q.pop_until(Time::MAX) {
+                Some((_, ev)) => self.handle(ev),
+                None => break,
+            }
+        }
+        std::mem::take(&mut self.results)
+    }
+
+    /// Zave's invariants over the live members.
+    pub fn check(&self) -> Result<RingShape, Violation> {
+        let live: Vec<&NodeState> = self
+            .live
+            .values()
+            .map(|&i| &self.nodes[i as usize].state)
+            .collect();
+        check_ring(&live)
+    }
+
+    /// Whether the ring is ideal (successors, lists, predecessors; and fingers if asked).
+    pub fn is_ideal(&self, fingers: bool) -> bool {
+        let live: Vec<&NodeState> = self
+            .live
+            .values()
+            .map(|&i| &self.nodes[i as usize].state)
+            .collect();
+        check_ideal(&live, fingers).is_ok()
+    }
+
+    /// The last events, for a violation report.
+    pub fn trace(&self) -> String {
+        self.trace.render()
+    }
+
+    pub(crate) fn record(&mut self, what: &'static str, a: Ix, b: Ix) {
+        if self.trace.enabled() {
+            let name = |ix: Ix| format!("{:?}", self.nodes[ix as usize].state.me());
+            let rec = TraceRec {
+                at: self.q.now(),
+                what,
+                a: name(a),
+                b: name(b),
+            };
+            self.trace.push(rec);
+        }
+    }
+
+    /// Sends a call from `from` to `to`; its answer or timeout comes back to `from` with `cont`.
+    pub(crate) fn call(&mut self, from: Ix, to: &Peer, req: Req, cont: Cont) {
+        let Some(to) = self.ix_of(to.id) else {
+            // A peer nobody ever was: no answer.
+            self.q.after(
+                self.cfg.timeout,
+                Event::Timeout {
+                    node: from,
+                    peer: from,
+                    cont,
+                },
+            );
+            return;
+        };
+        self.counters.messages += 1;
+        let now = self.q.now();
+        match self.cfg.net.transit(&mut self.rng) {
+            Some(d) => self.q.after(
+                d,
+                Event::Request {
+                    from,
+                    to,
+                    sent: now,
+                    req,
+                    cont,
+                },
+            ),
+            None => {
+                self.counters.lost += 1;
+                self.q.after(
+                    self.cfg.timeout,
+                    Event::Timeout {
+                        node: from,
+                        peer: to,
+                        cont,
+                    },
+                )
+            }
+        }
+    }
+
+    /// Sends a one-way message that needs no answer.
+    pub(crate) fn send(&mut self, ev_for: impl FnOnce() -> Event) {
+        self.counters.messages += 1;
+        match self.cfg.net.transit(&mut self.rng) {
+            Some(d) => self.q.after(d, ev_for()),
+            None => self.counters.lost += 1,
+        }
+    }
+
+    fn handle(&mut self, ev: Event) {
+        self.counters.events += 1;
+        match ev {
+            Event::Request {
+                from,
+                to,
+                sent,
+                req,
+                cont,
+            } => self.on_request(from, to, sent, req, cont),
+            Event::Reply {
+                from,
+                to,
+                resp,
+                cont,
+            } => {
+                if self.nodes[to as usize].alive {
+                    self.record("reply", from, to);
+                    let from_id = self.nodes[from as usize].state.id();
+                    self.nodes[to as usize].state.on_peer_alive(from_id);
+                    self.on_reply(to, from, resp, cont);
+                }
+            }
+            Event::Timeout { node, peer, cont } => {
+                if self.nodes[node as usize].alive {
+                    self.counters.timeouts += 1;
+                    self.record("timeout", node, peer);
+                    self.on_timeout(node, peer, cont);
+                }
+            }
+            Event::Rectify { from, to } => {
+                if self.nodes[to as usize].alive {
+                    self.record("rectify", from, to);
+                    self.on_rectify(from, to);
+                }
+            }
+            Event::Timer { node, kind } => self.on_timer(node, kind),
+            Event::JoinStart { node, attempt } => self.on_join_start(node, attempt),
+            Event::JoinCheck { node, attempt } => {
+                let n = &self.nodes[node as usize];
+                if n.alive && !n.joined && n.join_attempt == attempt {
+                    self.q.after(
+                        0,
+                        Event::JoinStart {
+                            node,
+                            attempt: attempt + 1,
+                        },
+                    );
+                }
+            }
+            Event::JoinFound { node, owner } => {
+                let n = &self.nodes[node as usize];
+                if n.alive && !n.joined {
+                    self.call(node, &owner, Req::GetState, Cont::JoinState);
+                }
+            }
+            Event::LookupSource { remaining, spacing } => {
+                self.outstanding -= 1;
+                if let Some(origin) = self.random_member() {
+                    let key = self.random_key();
+                    self.outstanding += 1;
+                    self.start_lookup(origin, key, Purpose::Measure);
+                }
+                if remaining > 1 {
+                    self.q.after(
+                        spacing,
+                        Event::LookupSource {
+                            remaining: remaining - 1,
+                            spacing,
+                        },
+                    );
+                }
+            }
+            Event::Kill { safe } => {
+                if self.members.len() > 3 {
+                    // A few tries to find a victim the assumption allows.
+                    for _ in 0..8 {
+                        if let Some(ix) = self.random_member() {
+                            if !safe || self.kill_is_safe(ix) {
+                                self.kill(ix);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Event::Spawn => {
+                if self.room() > 0 {
+                    let ix = self.add_node();
+                    self.start_join(ix);
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, from: Ix, to: Ix, sent: Time, req: Req, cont: Cont) {
+        if !self.nodes[to as usize].alive {
+            self.q.at(
+                sent + self.cfg.timeout,
+                Event::Timeout {
+                    node: from,
+                    peer: to,
+                    cont,
+                },
+            );
+            return;
+        }
+        let st = &self.nodes[to as usize].state;
+        let resp = match req {
+            Req::FindStep(key) => Resp::Step(st.find_step(key)),
+            Req::GetState => Resp::State {
+                pred: st.predecessor().cloned(),
+                list: st.successors().to_vec(),
+            },
+            Req::Ping => Resp::Pong,
+        };
+        match self.cfg.net.transit(&mut self.rng) {
+            Some(d) => self.q.after(
+                d,
+                Event::Reply {
+                    from: to,
+                    to: from,
+                    resp,
+                    cont,
+                },
+            ),
+            None => {
+                self.counters.lost += 1;
+                self.q.at(
+                    sent + self.cfg.timeout,
+                    Event::Timeout {
+                        node: from,
+                        peer: to,
+                        cont,
+                    },
+                )
+            }
+        }
+    }
+
+    /// Installs the ideal tables on every member at once: the fast build mode. Uses only the
+    /// core's public operations (join, rectify, set_finger), in O(r + log² N) per node.
+    pub fn install_ideal(&mut self) {
+        let ring = self.ring();
+        for (i, p) in ring.iter().enumerate() {
+            let ix = self.by_id[&p.id];
+            install_ideal(&mut self.nodes[ix as usize].state, &ring, i);
+        }
+    }
+
+    /// Builds `n` members with ideal tables (`--build ideal`).
+    pub fn build_ideal(&mut self, n: usize) {
+        for _ in 0..n {
+            if self.room() == 0 {
+                break;
+            }
+            let ix = self.add_node();
+            self.make_member(ix);
+        }
+        self.install_ideal();
+    }
+}
+
+/// Sets `st` (member `i` of the sorted `ring`) to what the membership gives: the next r
+/// members, the previous member, and every finger. Equivalent to [`NodeState::set_ideal`]
+/// (a unit test checks that) but without cloning the whole ring per node, which made the
+/// latter quadratic at 100,000 nodes.
+pub fn install_ideal(st: &mut NodeState, ring: &[Peer], i: usize) {
+    let n = ring.len();
+    if n < 2 {
+        return;
+    }
+    let r = st.config().successors;
+    let after: Vec<Peer> = (1..n).take(r).map(|k| ring[(i + k) % n].clone()).collect();
+    st.join(&after[0], &after[1..]);
+    st.rectify(&ring[(i + n - 1) % n]);
+    loop {
+        let (f, start) = st.next_finger();
+        st.set_finger(f, successor_in(ring, start));
+        if st.next_finger().0 == 0 {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::net::Latency;
+
+    pub(crate) fn cfg(seed: u64) -> SimConfig {
+        SimConfig {
+            chord: ChordConfig::new(32, 1024).unwrap(),
+            net: NetModel::new(Latency::Uniform(1_000, 20_000), 0.0).unwrap(),
+            timeout: 100_000,
+            stabilize_every: 1_000_000,
+            fix_fingers_every: 250_000,
+            seed,
+            trace: 0,
+        }
+    }
+
+    #[test]
+    fn install_ideal_equals_the_cores_set_ideal() {
+        let mut w = World::new(cfg(3)).unwrap();
+        w.build_ideal(200);
+        let ring = w.ring();
+        for p in &ring {
+            let mut want = NodeState::new(w.cfg.chord, p.clone());
+            want.set_ideal(&ring);
+            let got = w.state(w.ix_of(p.id).unwrap());
+            assert_eq!(got.successors(), want.successors());
+            assert_eq!(got.predecessor(), want.predecessor());
+            let f = |s: &NodeState| -> Vec<Option<Id>> {
+                (0..32).map(|i| s.fingers().get(i).map(|p| p.id)).collect()
+            };
+            assert_eq!(f(got), f(&want));
+        }
+        assert!(w.is_ideal(true));
+    }
+
+    #[test]
+    fn a_timeout_shorter_than_a_round_trip_is_refused() {
+        let mut c = cfg(1);
+        c.timeout = 30_000;
+        assert!(World::new(c).is_err());
+    }
+}
