@@ -197,7 +197,11 @@ impl Writer {
                 Ok(r) => return Some(r),
                 Err(RecvTimeoutError::Disconnected) => return None,
                 Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.flush();
+                    if self.flush().is_err() {
+                        // Retry after another interval rather than spin; the next group that
+                        // is due for a durable commit reports the error to its callers.
+                        self.last_flush = Instant::now();
+                    }
                 }
             }
         }
