@@ -45,10 +45,19 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(s: config::Settings) -> Result<()> {
+async fn run(mut s: config::Settings) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&s.bind)
         .await
         .with_context(|| format!("cannot listen on {}", s.bind))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    // `--bind HOST:0` picks a free port; advertise the one the kernel chose.
+    if s.node.advertise.ends_with(":0") {
+        s.node.advertise = local.to_string();
+    }
+    // One machine-readable line on stdout, for scripts and tests that start nodes on port 0.
+    println!("dhtd listening on {local} advertising {}", s.node.advertise);
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
     let store: Arc<dyn dht_store::Store> = Arc::new(dht_store::MemoryStore::new());

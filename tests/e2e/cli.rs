@@ -1,0 +1,136 @@
+//! Bad input through the real binaries: each gives its documented exit code and one clear
+//! line, and the ring keeps serving.
+
+use std::time::Duration;
+
+use crate::harness::{dhtctl, dhtd_path, Node};
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn bad_input_gives_documented_exit_codes_and_the_node_keeps_serving() {
+    let n = Node::start(&["--max-value-bytes", "1024", "--max-key-bytes", "64"]);
+    let addr = Some(n.addr.as_str());
+
+    let o = dhtctl(addr, &["frobnicate"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "unknown subcommand: {}",
+        stderr(&o)
+    );
+    let o = dhtctl(addr, &["put", "onlykey"]);
+    assert_eq!(o.status.code(), Some(2), "missing arg: {}", stderr(&o));
+    let o = dhtctl(addr, &["get"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let o = dhtctl(addr, &["put", "", "v"]);
+    assert_eq!(o.status.code(), Some(4), "empty key: {}", stderr(&o));
+    assert!(stderr(&o).contains("empty"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).trim().lines().count(), 1);
+
+    let big = "x".repeat(2000);
+    let o = dhtctl(addr, &["put", "k", &big]);
+    assert_eq!(o.status.code(), Some(4), "big value: {}", stderr(&o));
+    assert!(stderr(&o).contains("1024"), "{}", stderr(&o));
+    let o = dhtctl(addr, &["put", &"k".repeat(65), "v"]);
+    assert_eq!(o.status.code(), Some(4), "big key: {}", stderr(&o));
+
+    let o = dhtctl(addr, &["get", "absent"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not found"));
+
+    let o = dhtctl(addr, &["put", "k", "v", "--ttl", "3x"]);
+    assert_eq!(o.status.code(), Some(2), "bad ttl: {}", stderr(&o));
+
+    // Unreachable node: a port nothing listens on (bound, then released).
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = free.local_addr().unwrap().to_string();
+    drop(free);
+    let o = dhtctl(Some(&dead), &["--timeout", "2", "get", "k"]);
+    assert_eq!(o.status.code(), Some(3), "unreachable: {}", stderr(&o));
+    assert!(stderr(&o).contains(&dead), "{}", stderr(&o));
+    assert_eq!(stderr(&o).trim().lines().count(), 1);
+
+    // The node still serves.
+    let o = dhtctl(addr, &["put", "k", "v"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = dhtctl(addr, &["get", "k"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "v");
+    let o = dhtctl(addr, &["delete", "k"]);
+    assert!(o.status.success());
+    let o = dhtctl(addr, &["get", "k"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn a_node_that_cannot_reach_any_bootstrap_exits_with_one_line_naming_them() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = free.local_addr().unwrap().to_string();
+    drop(free);
+    let out = std::process::Command::new(dhtd_path())
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--timeout",
+            "1",
+            "--bootstrap",
+            &dead,
+        ])
+        .env("DHT_LOG", "off")
+        .output()
+        .expect("run dhtd");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&dead), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn nodes_with_different_hash_sizes_refuse_to_join() {
+    let a = Node::start(&[]);
+    let out = std::process::Command::new(dhtd_path())
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--hash-size",
+            "16",
+            "--bootstrap",
+            &a.addr,
+        ])
+        .env("DHT_LOG", "off")
+        .output()
+        .expect("run dhtd");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("hash_size"), "{err}");
+    let _ = Duration::from_secs(0);
+}
+
+#[test]
+fn bad_configuration_is_a_startup_error_that_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("dhtd.toml");
+    std::fs::write(&cfg, "stabilise_interval_ms = 100\n").unwrap();
+    let out = std::process::Command::new(dhtd_path())
+        .args(["--bind", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run dhtd");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("stabilise_interval_ms"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = std::process::Command::new(dhtd_path())
+        .args(["--bind", "127.0.0.1:0"])
+        .env("DHT_HASH_SIZE", "0")
+        .output()
+        .expect("run dhtd");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("hash_size"), "{}", stderr(&out));
+}

@@ -1,0 +1,233 @@
+//! Real processes for end-to-end tests: `dhtd` nodes on ephemeral 127.0.0.1 ports (each binds
+//! port 0 and reports the port it got), killed when dropped, and `dhtctl` runs. Binaries are
+//! found (and built if missing) once, in one place.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use dht_client::Client;
+use dht_core::{IdSpace, Peer};
+
+/// The directory holding the workspace's binaries: the test executable lives in
+/// `<target>/<profile>/deps/`, the binaries one level up.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe
+            .parent()
+            .and_then(|p| p.parent())
+            .expect("target profile directory")
+            .to_path_buf();
+        // Always ask cargo: a stale dhtd from an earlier build would test old code. This is a
+        // no-op when the binaries are fresh (cargo releases its build lock before running
+        // tests, so the nested build does not deadlock).
+        {
+            let release = dir.ends_with("release");
+            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cmd.args(["build", "-p", "dhtd", "-p", "dhtctl"]);
+            if release {
+                cmd.arg("--release");
+            }
+            let st = cmd.status().expect("run cargo build");
+            assert!(st.success(), "building dhtd and dhtctl failed");
+        }
+        dir
+    })
+}
+
+pub fn dhtd_path() -> PathBuf {
+    bin_dir().join("dhtd")
+}
+
+/// A running `dhtd`, killed (SIGKILL) on drop unless it already exited.
+pub struct Node {
+    pub child: Child,
+    pub addr: String,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Settings that keep tests quick: fast maintenance and a short failure timeout.
+pub const FAST: &[&str] = &[
+    "--stabilize-interval-ms",
+    "100",
+    "--fix-fingers-interval-ms",
+    "50",
+    "--check-predecessor-interval-ms",
+    "200",
+    "--timeout",
+    "2",
+];
+
+impl Node {
+    /// Starts a node on an ephemeral port with `extra` arguments.
+    pub fn start(extra: &[&str]) -> Node {
+        Node::try_start(extra).unwrap_or_else(|(log, e)| panic!("dhtd failed to start: {e}\n{log}"))
+    }
+
+    pub fn try_start(extra: &[&str]) -> Result<Node, (String, String)> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("dhtd.log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let mut child = Command::new(dhtd_path())
+            .args(["--bind", "127.0.0.1:0"])
+            .args(FAST)
+            .args(extra)
+            .env("DHT_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(logf)
+            .spawn()
+            .expect("spawn dhtd");
+        let stdout = child.stdout.take().expect("stdout");
+        // Read the address line on a thread, so a node that never prints it cannot hang us.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining stdout so the node never blocks on a full pipe.
+            for _ in reader.lines() {}
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let addr = line.split_whitespace().nth(5).map(str::to_string);
+        match addr {
+            Some(addr) => Ok(Node {
+                child,
+                addr,
+                log,
+                _dir: dir,
+            }),
+            None => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                Err((text, format!("no address line (exit {status:?})")))
+            }
+        }
+    }
+
+    pub fn peer(&self, space: IdSpace) -> Peer {
+        Peer::from_addr(space, &self.addr)
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.addr, Duration::from_secs(10))
+            .await
+            .expect("connect to node")
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "dhtd {} did not exit in {limit:?}\n{}",
+                    self.addr,
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `dhtctl` against `node` (if any) and returns its output.
+pub fn dhtctl(node: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(bin_dir().join("dhtctl"));
+    if let Some(n) = node {
+        cmd.args(["--node", n]);
+    }
+    cmd.args(args)
+        .env_remove("DHT_NODE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run dhtctl")
+}
+
+/// Polls `check` until it returns true or `limit` passes; the bound is generous, the poll
+/// interval short, so nothing depends on how fast the machine is.
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether every node's successor and predecessor match the ring their addresses define.
+pub async fn ring_is_stable(nodes: &[&Node]) -> bool {
+    let space = IdSpace::default();
+    let mut ring: Vec<Peer> = nodes.iter().map(|n| n.peer(space)).collect();
+    ring.sort_by_key(|p| p.id);
+    let n = ring.len();
+    for (i, p) in ring.iter().enumerate() {
+        let Ok(c) = Client::connect(&p.addr, Duration::from_secs(2)).await else {
+            return false;
+        };
+        let Ok(info) = c.info().await else {
+            return false;
+        };
+        let want_succ: Vec<String> = (1..n).map(|k| ring[(i + k) % n].addr.to_string()).collect();
+        let got_succ: Vec<String> = info.successors.iter().map(|s| s.addr.clone()).collect();
+        let want_pred = (n > 1).then(|| ring[(i + n - 1) % n].addr.to_string());
+        if got_succ != want_succ || info.predecessor.map(|p| p.addr) != want_pred {
+            return false;
+        }
+    }
+    true
+}
+
+/// Starts a ring of `n` nodes, each joining through the first, and waits until it is stable.
+pub async fn ring(n: usize, extra: &[&str]) -> Vec<Node> {
+    let first = Node::start(extra);
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        let boot = nodes[0].addr.clone();
+        let mut args = extra.to_vec();
+        args.extend(["--bootstrap", boot.as_str()]);
+        nodes.push(Node::start(&args));
+    }
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait_until(Duration::from_secs(60), "the ring to stabilize", || {
+        ring_is_stable(&refs)
+    })
+    .await;
+    nodes
+}

@@ -1,0 +1,167 @@
+//! A working ring: keys put through the client are read back from every node across joins
+//! and graceful leaves, and lookups agree with a reference computed from the node ids.
+
+use std::time::Duration;
+
+use dht_client::Client;
+use dht_core::{successor_in, IdSpace, Peer};
+use futures::stream::{self, StreamExt};
+
+use crate::harness::{dhtctl, ring, ring_is_stable, wait_until, Node};
+
+const KEYS: usize = 1000;
+
+fn key(i: usize) -> String {
+    format!("key-{i:04}")
+}
+
+fn value(i: usize) -> String {
+    format!("value-{i}-{}", i * 7919)
+}
+
+async fn put_all(c: &Client) {
+    stream::iter(0..KEYS)
+        .for_each_concurrent(32, |i| async move {
+            c.put(key(i).as_bytes(), value(i).as_bytes(), None)
+                .await
+                .unwrap_or_else(|e| panic!("put {}: {e}", key(i)));
+        })
+        .await;
+}
+
+/// Reads every key through `c`; returns the keys that were missing or wrong.
+async fn missing(c: &Client) -> Vec<String> {
+    stream::iter(0..KEYS)
+        .map(|i| async move {
+            match c.get(key(i).as_bytes()).await {
+                Ok(Some(v)) if v.value == value(i).as_bytes() => None,
+                other => Some(format!("{} -> {other:?}", key(i))),
+            }
+        })
+        .buffer_unordered(32)
+        .filter_map(|x| async move { x })
+        .collect()
+        .await
+}
+
+async fn assert_all_readable_from(nodes: &[&Node]) {
+    for n in nodes {
+        let c = n.client().await;
+        let bad = missing(&c).await;
+        assert!(
+            bad.is_empty(),
+            "via {}: {} keys bad, e.g. {:?}",
+            n.addr,
+            bad.len(),
+            &bad[..bad.len().min(3)]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_nodes_keep_every_key_through_a_join_and_a_leave() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let mut nodes = ring(5, &[]).await;
+        let c = nodes[1].client().await;
+        put_all(&c).await;
+        assert_all_readable_from(&nodes.iter().collect::<Vec<_>>()).await;
+
+        // Lookups agree with the reference: successor(id(key)) over the node ids.
+        let space = IdSpace::default();
+        let mut ids: Vec<Peer> = nodes.iter().map(|n| n.peer(space)).collect();
+        ids.sort_by_key(|p| p.id);
+        for i in (0..KEYS).step_by(37) {
+            let want = successor_in(&ids, space.hash(key(i).as_bytes()))
+                .addr
+                .to_string();
+            for n in &nodes {
+                let r = n
+                    .client()
+                    .await
+                    .lookup(key(i).as_bytes())
+                    .await
+                    .expect("lookup");
+                assert_eq!(r.owner.addr, want, "lookup of {} via {}", key(i), n.addr);
+            }
+        }
+
+        // A sixth node joins.
+        let boot = nodes[2].addr.clone();
+        nodes.push(Node::start(&["--bootstrap", &boot]));
+        {
+            let refs: Vec<&Node> = nodes.iter().collect();
+            wait_until(Duration::from_secs(60), "six-node ring", || {
+                ring_is_stable(&refs)
+            })
+            .await;
+            assert_all_readable_from(&refs).await;
+        }
+
+        // One node leaves gracefully on SIGTERM and exits 0.
+        let mut gone = nodes.remove(3);
+        let status = gone.terminate();
+        assert!(
+            status.success(),
+            "SIGTERM exit {status:?}\n{}",
+            gone.log_text()
+        );
+        let refs: Vec<&Node> = nodes.iter().collect();
+        wait_until(
+            Duration::from_secs(60),
+            "five-node ring after the leave",
+            || ring_is_stable(&refs),
+        )
+        .await;
+        assert_all_readable_from(&refs).await;
+    })
+    .await
+    .expect("test exceeded its time bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dhtctl_join_and_leave_move_the_keys() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let a = Node::start(&[]);
+        let mut b = Node::start(&[]);
+        let ca = a.client().await;
+        put_all(&ca).await;
+
+        let out = dhtctl(Some(&b.addr), &["join", &a.addr]);
+        assert!(
+            out.status.success(),
+            "join: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pair = [&a, &b];
+        wait_until(Duration::from_secs(30), "two-node ring", || {
+            ring_is_stable(&pair)
+        })
+        .await;
+        let cb = b.client().await;
+        assert!(missing(&cb).await.is_empty());
+        let info = cb.info().await.expect("info");
+        assert!(info.keys > 0, "the joiner received no keys");
+
+        // Joining again is refused: it is already a member.
+        let out = dhtctl(Some(&b.addr), &["join", &a.addr]);
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        let out = dhtctl(Some(&b.addr), &["leave"]);
+        assert!(
+            out.status.success(),
+            "leave: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let st = b.wait_exit(Duration::from_secs(30));
+        assert!(st.success());
+        assert!(missing(&ca).await.is_empty());
+        assert_eq!(ca.info().await.expect("info").successors.len(), 0);
+    })
+    .await
+    .expect("test exceeded its time bound");
+}
