@@ -74,6 +74,7 @@ fn a_node_that_cannot_reach_any_bootstrap_exits_with_one_line_naming_them() {
         .args([
             "--bind",
             "127.0.0.1:0",
+            "--ephemeral",
             "--timeout",
             "1",
             "--bootstrap",
@@ -95,6 +96,7 @@ fn nodes_with_different_hash_sizes_refuse_to_join() {
         .args([
             "--bind",
             "127.0.0.1:0",
+            "--ephemeral",
             "--hash-size",
             "16",
             "--bootstrap",

@@ -43,12 +43,15 @@ pub fn dhtd_path() -> PathBuf {
     bin_dir().join("dhtd")
 }
 
-/// A running `dhtd`, killed (SIGKILL) on drop unless it already exited.
+/// A running `dhtd`, killed (SIGKILL) on drop unless it already exited. Its data directory
+/// and log live in a temp dir that outlives restarts of the process.
 pub struct Node {
     pub child: Child,
     pub addr: String,
     pub log: PathBuf,
-    _dir: tempfile::TempDir,
+    pub data_dir: PathBuf,
+    args: Vec<String>,
+    dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 /// Settings that keep tests quick: fast maintenance and a short failure timeout.
@@ -70,13 +73,29 @@ impl Node {
     }
 
     pub fn try_start(extra: &[&str]) -> Result<Node, (String, String)> {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Node::spawn(dir, "127.0.0.1:0", args)
+    }
+
+    fn spawn(
+        dir: std::sync::Arc<tempfile::TempDir>,
+        bind: &str,
+        args: Vec<String>,
+    ) -> Result<Node, (String, String)> {
         let log = dir.path().join("dhtd.log");
-        let logf = std::fs::File::create(&log).expect("log file");
+        let data_dir = dir.path().join("data");
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
         let mut child = Command::new(dhtd_path())
-            .args(["--bind", "127.0.0.1:0"])
+            .args(["--bind", bind])
+            .arg("--data-dir")
+            .arg(&data_dir)
             .args(FAST)
-            .args(extra)
+            .args(&args)
             .env("DHT_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -101,7 +120,9 @@ impl Node {
                 child,
                 addr,
                 log,
-                _dir: dir,
+                data_dir,
+                args,
+                dir,
             }),
             None => {
                 let _ = child.kill();
@@ -110,6 +131,26 @@ impl Node {
                 Err((text, format!("no address line (exit {status:?})")))
             }
         }
+    }
+
+    /// Kills the process with SIGKILL (no leave, no flush) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the process again on the same address and data directory, with the original
+    /// arguments plus `extra`.
+    pub fn restart(&mut self, extra: &[&str]) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+        let mut args = self.args.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let fresh = Node::spawn(self.dir.clone(), &self.addr.clone(), args)
+            .unwrap_or_else(|(log, e)| panic!("dhtd failed to restart: {e}\n{log}"));
+        let old = std::mem::replace(self, fresh);
+        drop(old);
     }
 
     pub fn peer(&self, space: IdSpace) -> Peer {

@@ -60,6 +60,25 @@ pub struct Args {
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "dht_node=debug".
     #[arg(long, env = "DHT_LOG")]
     pub log: Option<String>,
+    /// Where the node keeps its database (default: $STATE_DIRECTORY under systemd, else
+    /// $XDG_DATA_HOME/dht/<port>, else ~/.local/share/dht/<port>).
+    #[arg(long, env = "DHT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep everything in memory: nothing survives a restart.
+    #[arg(long, env = "DHT_EPHEMERAL")]
+    pub ephemeral: bool,
+    /// "sync": a write is acknowledged once it is on disk; "async": once in memory, flushed
+    /// at least every flush_interval_ms (writes in the last interval can be lost on a crash).
+    #[arg(long, env = "DHT_DURABILITY")]
+    pub durability: Option<String>,
+    #[arg(long, env = "DHT_FLUSH_INTERVAL_MS")]
+    pub flush_interval_ms: Option<u64>,
+    /// How long a delete's tombstone is kept before it is purged, in seconds.
+    #[arg(long, env = "DHT_TOMBSTONE_GRACE_S")]
+    pub tombstone_grace_s: Option<u64>,
+    /// How often expired keys and old tombstones are purged, in milliseconds.
+    #[arg(long, env = "DHT_EXPIRY_INTERVAL_MS")]
+    pub expiry_interval_ms: Option<u64>,
 }
 
 /// The TOML file. Every key is optional; unknown keys are an error.
@@ -80,6 +99,22 @@ pub struct FileConfig {
     pub max_key_bytes: Option<usize>,
     pub max_value_bytes: Option<usize>,
     pub log: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub ephemeral: Option<bool>,
+    pub durability: Option<String>,
+    pub flush_interval_ms: Option<u64>,
+    pub tombstone_grace_s: Option<u64>,
+    pub expiry_interval_ms: Option<u64>,
+}
+
+/// Where and how the node stores its keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    Memory,
+    Disk {
+        dir: PathBuf,
+        durability: dht_store::Durability,
+    },
 }
 
 /// The merged settings.
@@ -88,6 +123,7 @@ pub struct Settings {
     pub bind: String,
     pub bootstrap: Vec<String>,
     pub log: String,
+    pub storage: Storage,
     pub node: NodeConfig,
 }
 
@@ -123,7 +159,30 @@ impl Settings {
             .timeout
             .or(file.timeout)
             .unwrap_or(d.timeout.as_secs_f64());
+        let ephemeral = args.ephemeral || file.ephemeral.unwrap_or(false);
+        let flush = Duration::from_millis(
+            args.flush_interval_ms
+                .or(file.flush_interval_ms)
+                .unwrap_or(1000),
+        );
+        let durability = match args.durability.or(file.durability).as_deref() {
+            None | Some("sync") => dht_store::Durability::Sync,
+            Some("async") => dht_store::Durability::Async {
+                flush_interval: flush,
+            },
+            Some(other) => bail!("durability = {other:?}: must be \"sync\" or \"async\""),
+        };
+        let storage = if ephemeral {
+            Storage::Memory
+        } else {
+            let dir = match args.data_dir.or(file.data_dir) {
+                Some(d) => d,
+                None => default_data_dir(&advertise)?,
+            };
+            Storage::Disk { dir, durability }
+        };
         let s = Settings {
+            storage,
             bind,
             bootstrap,
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
@@ -164,6 +223,15 @@ impl Settings {
                     .max_value_bytes
                     .or(file.max_value_bytes)
                     .unwrap_or(d.max_value_bytes),
+                tombstone_grace: args
+                    .tombstone_grace_s
+                    .or(file.tombstone_grace_s)
+                    .map_or(d.tombstone_grace, Duration::from_secs),
+                expiry_interval: ms(
+                    args.expiry_interval_ms,
+                    file.expiry_interval_ms,
+                    d.expiry_interval,
+                ),
                 ..d
             },
         };
@@ -241,6 +309,25 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The default data directory: systemd's `$STATE_DIRECTORY`, else a per-port folder under the
+/// user's data directory, so several nodes on one machine never share one.
+fn default_data_dir(advertise: &str) -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    let port = advertise.rsplit_once(':').map_or("5000", |(_, p)| p);
+    let base = match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+            Some(h) => PathBuf::from(h).join(".local/share"),
+            None => bail!(
+                "no data directory: set --data-dir (or HOME / XDG_DATA_HOME), or use --ephemeral"
+            ),
+        },
+    };
+    Ok(base.join("dht").join(port))
 }
 
 fn valid_addr(a: &str) -> bool {

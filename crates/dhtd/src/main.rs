@@ -60,7 +60,26 @@ async fn run(mut s: config::Settings) -> Result<()> {
     println!("dhtd listening on {local} advertising {}", s.node.advertise);
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
-    let store: Arc<dyn dht_store::Store> = Arc::new(dht_store::MemoryStore::new());
+    let store: Arc<dyn dht_store::Store> = match &s.storage {
+        config::Storage::Memory => {
+            tracing::info!("ephemeral: keys are kept in memory only");
+            Arc::new(dht_store::MemoryStore::new())
+        }
+        config::Storage::Disk { dir, durability } => {
+            let opts = dht_store::StoreOptions {
+                durability: *durability,
+                ..Default::default()
+            };
+            let dir2 = dir.clone();
+            let store =
+                tokio::task::spawn_blocking(move || dht_store::RedbStore::open(&dir2, opts))
+                    .await
+                    .context("storage open task failed")??;
+            tracing::info!(data_dir = %dir.display(), ?durability, keys = dht_store::Store::len(&store).unwrap_or(0), "storage opened");
+            eprintln!("dhtd: data directory {}", dir.display());
+            Arc::new(store)
+        }
+    };
     let node =
         dht_node::Node::new(s.node, store, shutdown).context("invalid node configuration")?;
     tracing::info!(
