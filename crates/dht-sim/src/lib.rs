@@ -20,6 +20,7 @@ pub mod trace;
 pub mod world;
 
 mod driver;
+mod membership;
 
 pub use world::{LookupResult, Outcome, SimConfig, World};
 

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use dht_core::invariants::{check_ideal, check_ring, RingShape, Violation};
-use dht_core::{successor_in, ChordConfig, Id, Lookup, NodeState, Peer, Stabilize, Step};
+use dht_core::{ChordConfig, Id, Lookup, NodeState, Peer, Stabilize, Step};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
@@ -174,7 +174,7 @@ pub(crate) struct SimNode {
     pub timers_armed: bool,
     pub join_attempt: u32,
     /// Position in `World::members`, when a member.
-    pos: Option<usize>,
+    pub(crate) pos: Option<usize>,
 }
 
 /// How a measured lookup ended, judged against the true membership when it ended.
@@ -242,8 +242,8 @@ pub struct World {
     pub(crate) trace: Trace,
     pub counters: Counters,
     /// Failures and joins injected (the last 1,000), for violation reports.
-    faults: std::collections::VecDeque<String>,
-    next_name: u64,
+    pub(crate) faults: std::collections::VecDeque<String>,
+    pub(crate) next_name: u64,
 }
 
 impl World {
@@ -307,123 +307,6 @@ impl World {
         self.nodes[ix as usize].alive
     }
 
-    /// Creates a node with a fresh address (not yet a member). Its id is the SHA-1 of that
-    /// address, like a real node's; with a small `hash_size` an address whose id is taken is
-    /// skipped (CHORD.md: a colliding node is refused).
-    pub fn add_node(&mut self) -> Ix {
-        let space = self.cfg.chord.space;
-        loop {
-            let name = self.next_name;
-            self.next_name += 1;
-            let addr = format!("s{}-n{}:4000", self.cfg.seed, name);
-            let me = Peer::from_addr(space, &addr);
-            if self.by_id.contains_key(&me.id) {
-                continue;
-            }
-            let ix = self.nodes.len() as Ix;
-            self.by_id.insert(me.id, ix);
-            self.nodes.push(SimNode {
-                state: NodeState::new(self.cfg.chord, me),
-                alive: true,
-                joined: false,
-                stabilize: None,
-                stab_epoch: 0,
-                finger_busy: false,
-                timers_armed: false,
-                join_attempt: 0,
-                pos: None,
-            });
-            return ix;
-        }
-    }
-
-    /// How many more distinct ids the space can hold (small spaces fill up).
-    pub fn room(&self) -> u128 {
-        let bits = self.cfg.chord.space.bits();
-        let cap = if bits >= 100 {
-            u128::MAX
-        } else {
-            1u128 << bits
-        };
-        cap.saturating_sub(self.by_id.len() as u128)
-    }
-
-    fn fault(&mut self, what: &str, ix: Ix) {
-        if self.faults.len() == 1000 {
-            self.faults.pop_front();
-        }
-        let line = format!(
-            "  t={:.3}ms {what} {:?}",
-            self.q.now() as f64 / 1000.0,
-            self.nodes[ix as usize].state.me()
-        );
-        self.faults.push_back(line);
-    }
-
-    /// The injected faults, for a caller that wants to forget the build's joins.
-    pub fn faults_mut(&mut self) -> &mut std::collections::VecDeque<String> {
-        &mut self.faults
-    }
-
-    /// The injected faults, one per line.
-    pub fn faults_text(&self) -> String {
-        self.faults.iter().map(|l| format!("{l}\n")).collect()
-    }
-
-    pub(crate) fn make_member(&mut self, ix: Ix) {
-        self.fault("joined", ix);
-        let n = &mut self.nodes[ix as usize];
-        n.joined = true;
-        if n.pos.is_none() {
-            n.pos = Some(self.members.len());
-            self.members.push(ix);
-            self.live.insert(n.state.id(), ix);
-        }
-        if self.maintenance {
-            self.arm(ix);
-        }
-    }
-
-    /// A node fails silently: it stops answering, and its own calls are forgotten.
-    pub fn kill(&mut self, ix: Ix) {
-        let node = &mut self.nodes[ix as usize];
-        if !node.alive {
-            return;
-        }
-        node.alive = false;
-        node.stabilize = None;
-        let id = node.state.id();
-        if let Some(pos) = node.pos.take() {
-            self.members.swap_remove(pos);
-            if let Some(&moved) = self.members.get(pos) {
-                self.nodes[moved as usize].pos = Some(pos);
-            }
-            self.live.remove(&id);
-        }
-        // Lookups it was driving end with it; a measured one is no longer outstanding.
-        for slot in 0..self.lookups.len() {
-            if self.lookups[slot].as_ref().is_some_and(|r| r.origin == ix) {
-                if let Some(run) = self.lookups[slot].take() {
-                    if matches!(run.purpose, Purpose::Measure) {
-                        self.outstanding -= 1;
-                    }
-                    self.free_slots.push(slot as u32);
-                }
-            }
-        }
-        self.record("kill", ix, ix);
-        self.fault("killed", ix);
-    }
-
-    /// A uniformly random live member.
-    pub fn random_member(&mut self) -> Option<Ix> {
-        if self.members.is_empty() {
-            return None;
-        }
-        let k = self.rng.random_range(0..self.members.len());
-        Some(self.members[k])
-    }
-
     /// A uniformly random point of the identifier circle.
     pub fn random_key(&mut self) -> Id {
         let mut b = [0u8; 20];
@@ -452,7 +335,7 @@ impl World {
         }
     }
 
-    fn arm(&mut self, ix: Ix) {
+    pub(crate) fn arm(&mut self, ix: Ix) {
         if self.nodes[ix as usize].timers_armed {
             return;
         }
@@ -499,41 +382,6 @@ impl World {
     /// A uniformly random delay in [0, max).
     pub fn random_delay(&mut self, max: Time) -> Time {
         self.rng.random_range(0..max.max(1))
-    }
-
-    /// Nodes alive and still joining.
-    pub fn pending_joins(&self) -> usize {
-        self.nodes.iter().filter(|n| n.alive && !n.joined).count()
-    }
-
-    /// Schedules one churn event (a random member fails, or a new node joins) at `delay`.
-    pub fn schedule_churn(&mut self, delay: Time, join: bool, safe: bool) {
-        self.q.after(
-            delay,
-            if join {
-                Event::Spawn
-            } else {
-                Event::Kill { safe }
-            },
-        );
-    }
-
-    /// Whether killing `victim` leaves every other live member (joined or joining) at least
-    /// one live entry in its successor list: the failure assumption of Zave's proof.
-    pub fn kill_is_safe(&self, victim: Ix) -> bool {
-        let vid = self.nodes[victim as usize].state.id();
-        self.nodes.iter().enumerate().all(|(i, n)| {
-            if !n.alive || i as Ix == victim || n.state.successors().is_empty() {
-                return true;
-            }
-            n.state.successors().iter().any(|p| {
-                p.id != vid
-                    && self
-                        .by_id
-                        .get(&p.id)
-                        .is_some_and(|&j| self.nodes[j as usize].alive)
-            })
-        })
     }
 
     /// Runs `k` stabilize rounds of virtual time.
@@ -793,50 +641,6 @@ impl World {
             }
         }
     }
-
-    /// Installs the ideal tables on every member at once: the fast build mode. Uses only the
-    /// core's public operations (join, rectify, set_finger), in O(r + log² N) per node.
-    pub fn install_ideal(&mut self) {
-        let ring = self.ring();
-        for (i, p) in ring.iter().enumerate() {
-            let ix = self.by_id[&p.id];
-            install_ideal(&mut self.nodes[ix as usize].state, &ring, i);
-        }
-    }
-
-    /// Builds `n` members with ideal tables (`--build ideal`).
-    pub fn build_ideal(&mut self, n: usize) {
-        for _ in 0..n {
-            if self.room() == 0 {
-                break;
-            }
-            let ix = self.add_node();
-            self.make_member(ix);
-        }
-        self.install_ideal();
-    }
-}
-
-/// Sets `st` (member `i` of the sorted `ring`) to what the membership gives: the next r
-/// members, the previous member, and every finger. Equivalent to [`NodeState::set_ideal`]
-/// (a unit test checks that) but without cloning the whole ring per node, which made the
-/// latter quadratic at 100,000 nodes.
-pub fn install_ideal(st: &mut NodeState, ring: &[Peer], i: usize) {
-    let n = ring.len();
-    if n < 2 {
-        return;
-    }
-    let r = st.config().successors;
-    let after: Vec<Peer> = (1..n).take(r).map(|k| ring[(i + k) % n].clone()).collect();
-    st.join(&after[0], &after[1..]);
-    st.rectify(&ring[(i + n - 1) % n]);
-    loop {
-        let (f, start) = st.next_finger();
-        st.set_finger(f, successor_in(ring, start));
-        if st.next_finger().0 == 0 {
-            break;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -854,25 +658,6 @@ pub(crate) mod tests {
             seed,
             trace: 0,
         }
-    }
-
-    #[test]
-    fn install_ideal_equals_the_cores_set_ideal() {
-        let mut w = World::new(cfg(3)).unwrap();
-        w.build_ideal(200);
-        let ring = w.ring();
-        for p in &ring {
-            let mut want = NodeState::new(w.cfg.chord, p.clone());
-            want.set_ideal(&ring);
-            let got = w.state(w.ix_of(p.id).unwrap());
-            assert_eq!(got.successors(), want.successors());
-            assert_eq!(got.predecessor(), want.predecessor());
-            let f = |s: &NodeState| -> Vec<Option<Id>> {
-                (0..32).map(|i| s.fingers().get(i).map(|p| p.id)).collect()
-            };
-            assert_eq!(f(got), f(&want));
-        }
-        assert!(w.is_ideal(true));
     }
 
     #[test]

@@ -331,8 +331,10 @@ mod tests {
             nodes in 3usize..30,
             bits in 8u32..16,
             r in 2usize..6,
-            loss in prop_oneof![Just(0.0), Just(0.01)],
         ) {
+            // No message loss here: a lost reply makes a live peer look dead, which is outside
+            // Zave's failure assumption (README: "message loss"), and this test must not flake.
+            let loss = 0.0;
             let r_s = r.to_string();
             let loss_s = loss.to_string();
             let c = common(&["--check", "--successors", &r_s, "--loss", &loss_s]);
