@@ -160,6 +160,28 @@ impl Client {
         Ok(r.version.map_or(0, |v| v.hlc))
     }
 
+    /// Stores many entries through one stream: the node applies them in batches (one storage
+    /// commit per batch and owner). Returns how many were stored.
+    pub async fn put_many<I>(&self, entries: I) -> Result<u64, ClientError>
+    where
+        I: IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+        I::IntoIter: Send + 'static,
+    {
+        let stream = tokio_stream::iter(entries.into_iter().map(|(k, v)| pb::PutRequest {
+            key: k.into(),
+            value: v.into(),
+            ttl_ms: 0,
+        }));
+        let r = self
+            .kv
+            .clone()
+            .put_many(stream)
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner();
+        Ok(r.stored)
+    }
+
     /// The live value of `key`, or `None`.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Value>, ClientError> {
         let r = self

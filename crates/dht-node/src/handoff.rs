@@ -7,11 +7,12 @@
 //! key to its successor and waits for the acknowledgement, then relinks its neighbours.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dht_core::{Id, Peer, Rectify};
 use dht_proto::v1 as pb;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use crate::convert;
 use crate::node::Node;
@@ -85,6 +86,65 @@ impl Node {
         let again = self.pull_range(&succ, range).await?;
         info!(successor = %succ.addr, keys = pulled + again, "joined");
         Ok(())
+    }
+
+    /// After a (re)join, entries stored here that another node now owns (a node that was
+    /// down while the ring changed) are sent to their owners, versions intact, so the newest
+    /// write wins there. Waits for a predecessor first: until then this node cannot tell what
+    /// it owns.
+    pub(crate) fn spawn_rehome(self: &Arc<Self>) {
+        let node = self.clone();
+        let token = self.tasks_stop.clone();
+        let span = tracing::info_span!("task", name = "rehome", node = %self.me.addr);
+        self.tasks.spawn(
+            async move {
+                tokio::select! {
+                    _ = token.cancelled() => {}
+                    r = node.rehome_foreign() => match r {
+                        Ok(0) => {}
+                        Ok(n) => info!(entries = n, "sent entries to their current owners"),
+                        Err(e) => warn!(error = %e, "rehoming stored entries failed"),
+                    }
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn rehome_foreign(&self) -> Result<usize, NodeError> {
+        let wait = self.cfg.stabilize_interval;
+        for _ in 0..600 {
+            {
+                let st = self.state();
+                if st.predecessor().is_some() || st.is_alone() {
+                    break;
+                }
+            }
+            tokio::time::sleep(wait).await;
+        }
+        let me = self.me.id;
+        let mut after = None;
+        let mut moved = 0;
+        loop {
+            let page = self.store_scan(me, me, after.clone(), PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.id, last.key.clone()));
+            for e in page {
+                if self.state().owns(e.id) {
+                    continue;
+                }
+                let op = pb::Op {
+                    op: Some(pb::op::Op::Put(convert::entry(&e))),
+                };
+                match self.route(&e.key, op).await {
+                    Ok(_) => moved += 1,
+                    Err(err) => {
+                        warn!(error = %err, "could not send an entry to its owner; it stays here")
+                    }
+                }
+            }
+        }
+        Ok(moved)
     }
 
     async fn find_successor_via(&self, addr: &str, id: Id) -> Result<Peer, NodeError> {

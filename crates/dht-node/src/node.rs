@@ -133,6 +133,7 @@ impl Node {
         }
         info!(id = %self.me.id, addr = %self.me.addr, "serving");
         crate::maintenance::spawn_all(&self);
+        self.spawn_rehome();
 
         self.shutdown.cancelled().await;
         if let Err(e) = self.leave().await {

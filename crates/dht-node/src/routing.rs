@@ -82,11 +82,10 @@ impl Node {
             let outcome = match owner {
                 Err(e) => Err(e),
                 Ok(o) if o.id == self.me.id => Ok(self.apply_local(vec![op.clone()]).await),
-                Ok(o) => self.apply_remote(&o, op.clone()).await.map_err(|e| {
+                Ok(o) => self.apply_remote(&o, op.clone()).await.inspect_err(|e| {
                     if e.peer_unreachable() {
                         self.peer_dead(&o);
                     }
-                    e
                 }),
             };
             let err = match outcome {
@@ -111,6 +110,65 @@ impl Node {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(100));
         }
+    }
+
+    /// Runs a batch of puts: grouped by the owner this node's tables predict, one `Apply` per
+    /// owner (one storage commit each); whatever a guessed owner refuses goes through
+    /// [`Node::route`] one by one.
+    pub(crate) async fn route_batch(&self, ops: Vec<(Vec<u8>, pb::Op)>) -> Result<u64, NodeError> {
+        let space = self.space();
+        let mut groups: std::collections::HashMap<Option<Peer>, Vec<(Vec<u8>, pb::Op)>> =
+            std::collections::HashMap::new();
+        {
+            let st = self.state();
+            for (key, op) in ops {
+                let hint = st.owner_hint(space.hash(&key));
+                groups.entry(hint).or_default().push((key, op));
+            }
+        }
+        let mut stored = 0u64;
+        let mut retry = Vec::new();
+        for (owner, group) in groups {
+            let Some(owner) = owner else {
+                retry.extend(group);
+                continue;
+            };
+            let batch: Vec<pb::Op> = group.iter().map(|(_, op)| op.clone()).collect();
+            let results = if owner.id == self.me.id {
+                Ok(self.apply_local(batch).await)
+            } else {
+                let mut c = self.pool.client(&owner)?;
+                c.apply(pb::ApplyRequest { ops: batch })
+                    .await
+                    .map(|r| r.into_inner().results)
+                    .map_err(peer_err(&owner.addr))
+            };
+            match results {
+                Ok(results) if results.len() == group.len() => {
+                    for (r, item) in results.into_iter().zip(group) {
+                        if r.code == 0 {
+                            stored += 1;
+                        } else if status_error(&r).retryable() {
+                            retry.push(item);
+                        } else {
+                            return Err(status_error(&r));
+                        }
+                    }
+                }
+                Ok(_) => retry.extend(group),
+                Err(e) => {
+                    if e.peer_unreachable() {
+                        self.peer_dead(&owner);
+                    }
+                    retry.extend(group);
+                }
+            }
+        }
+        for (key, op) in retry {
+            self.route(&key, op).await?;
+            stored += 1;
+        }
+        Ok(stored)
     }
 
     async fn apply_remote(&self, owner: &Peer, op: pb::Op) -> Result<Vec<pb::OpResult>, NodeError> {

@@ -21,6 +21,28 @@ pub(crate) struct KvService(pub Arc<Node>);
 type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::Entry, Status>> + Send>>;
 
 impl Node {
+    /// Validates a client's put and turns it into an owner operation (TTL made absolute here,
+    /// so the deadline travels with the key through every handoff).
+    fn put_op(&self, req: pb::PutRequest) -> Result<(Vec<u8>, pb::Op), NodeError> {
+        self.check_key(&req.key)?;
+        self.check_value(&req.value)?;
+        let expires_at_ms = if req.ttl_ms == 0 {
+            0
+        } else {
+            now_ms().saturating_add(req.ttl_ms)
+        };
+        let op = pb::Op {
+            op: Some(pb::op::Op::Put(pb::Entry {
+                key: req.key.clone(),
+                value: req.value,
+                version: None,
+                deleted: false,
+                expires_at_ms,
+            })),
+        };
+        Ok((req.key.to_vec(), op))
+    }
+
     fn check_hash_size(&self, theirs: u32) -> Result<(), NodeError> {
         let ours = self.space().bits();
         if theirs != ours {
@@ -189,28 +211,35 @@ impl PeerRpc for PeerService {
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutReply>, Status> {
-        let req = req.into_inner();
-        let node = &self.0;
-        node.check_key(&req.key)?;
-        node.check_value(&req.value)?;
-        let expires_at_ms = if req.ttl_ms == 0 {
-            0
-        } else {
-            now_ms().saturating_add(req.ttl_ms)
-        };
-        let op = pb::Op {
-            op: Some(pb::op::Op::Put(pb::Entry {
-                key: req.key.clone(),
-                value: req.value,
-                version: None,
-                deleted: false,
-                expires_at_ms,
-            })),
-        };
-        let r = node.route(&req.key, op).await?;
+        let (key, op) = self.0.put_op(req.into_inner())?;
+        let r = self.0.route(&key, op).await?;
         Ok(Response::new(pb::PutReply {
             version: r.entry.and_then(|e| e.version),
         }))
+    }
+
+    async fn put_many(
+        &self,
+        req: Request<Streaming<pb::PutRequest>>,
+    ) -> Result<Response<pb::PutManyReply>, Status> {
+        const BATCH: usize = 2048;
+        let mut stream = req.into_inner();
+        let mut stored = 0u64;
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let next = stream.message().await?;
+            let done = next.is_none();
+            if let Some(req) = next {
+                batch.push(self.0.put_op(req)?);
+            }
+            if batch.len() == BATCH || (done && !batch.is_empty()) {
+                stored += self.0.route_batch(std::mem::take(&mut batch)).await?;
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(Response::new(pb::PutManyReply { stored }))
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetReply>, Status> {
@@ -306,6 +335,7 @@ impl Kv for KvService {
             .into());
         }
         self.0.join(&[bootstrap]).await?;
+        self.0.spawn_rehome();
         let succ = self.0.state().successor().clone();
         Ok(Response::new(pb::JoinReply {
             successor: Some(convert::node_ref(&succ)),

@@ -232,7 +232,6 @@ impl Settings {
                     file.expiry_interval_ms,
                     d.expiry_interval,
                 ),
-                ..d
             },
         };
         s.validate()?;
@@ -340,6 +339,41 @@ fn valid_addr(a: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_example_config_is_valid_and_complete() {
+        let text = include_str!("../../../config/dhtd.example.toml");
+        let f: FileConfig = toml::from_str(text).expect("example config parses");
+        assert_eq!(f.hash_size, Some(160));
+        // Every key of FileConfig is documented (present, possibly commented out).
+        for key in [
+            "bind",
+            "advertise",
+            "bootstrap",
+            "hash_size",
+            "replication_factor",
+            "timeout",
+            "max_nodes",
+            "successors",
+            "stabilize_interval_ms",
+            "fix_fingers_interval_ms",
+            "check_predecessor_interval_ms",
+            "max_key_bytes",
+            "max_value_bytes",
+            "log",
+            "data_dir",
+            "ephemeral",
+            "durability",
+            "flush_interval_ms",
+            "tombstone_grace_s",
+            "expiry_interval_ms",
+        ] {
+            assert!(
+                text.contains(&format!("{key} =")),
+                "{key} is not documented"
+            );
+        }
+    }
 
     #[test]
     fn unknown_file_keys_are_refused_by_name() {
