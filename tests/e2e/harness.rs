@@ -272,3 +272,86 @@ pub async fn ring(n: usize, extra: &[&str]) -> Vec<Node> {
     .await;
     nodes
 }
+
+/// Runs `dhtctl` against `node` (if any) with `input` on its stdin and returns its output.
+pub fn dhtctl_stdin(node: Option<&str>, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(bin_dir().join("dhtctl"));
+    if let Some(n) = node {
+        cmd.args(["--node", n]);
+    }
+    let mut child = cmd
+        .args(args)
+        .env_remove("DHT_NODE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run dhtctl");
+    let mut stdin = child.stdin.take().expect("dhtctl stdin");
+    let input = input.to_vec();
+    // Write on a thread so a large input cannot deadlock against a full stdout pipe.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait for dhtctl");
+    let _ = writer.join();
+    out
+}
+
+/// Runs a `dhtd` on an ephemeral port with `data_dir` and `extra` arguments, logging off,
+/// until it exits or `limit` passes (then it is killed). Returns the exit status (`None`:
+/// it was still running at the limit) and everything it wrote to stderr.
+pub fn run_dhtd(
+    data_dir: &Path,
+    extra: &[&str],
+    limit: Duration,
+) -> (Option<std::process::ExitStatus>, String) {
+    use std::io::Read;
+    let mut child = Command::new(dhtd_path())
+        .args(["--bind", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(FAST)
+        .args(extra)
+        .env("DHT_LOG", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dhtd");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap_or_default())
+}
+
+/// Restarts every node of a ring started by [`ring`], the first (which has no bootstrap) first,
+/// so each of the others finds its bootstrap up; then waits until the ring is stable again.
+pub async fn restart_ring(nodes: &mut [Node]) {
+    for n in nodes.iter_mut() {
+        n.restart(&[]);
+    }
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait_until(
+        Duration::from_secs(60),
+        "the restarted ring to stabilize",
+        || ring_is_stable(&refs),
+    )
+    .await;
+}

@@ -4,3 +4,4 @@
 mod cli;
 mod harness;
 mod ring;
+mod storage;
