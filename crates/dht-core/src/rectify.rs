@@ -24,12 +24,12 @@ impl NodeState {
         self.on_peer_alive(n.id);
         match &self.pred {
             None => {
-                self.pred = Some(n.clone());
+                self.set_predecessor(n.clone());
                 Rectify::Adopted
             }
             Some(p) if p.id == n.id => Rectify::Kept,
             Some(p) if between_open(n.id, p.id, self.me.id) => {
-                self.pred = Some(n.clone());
+                self.set_predecessor(n.clone());
                 Rectify::Adopted
             }
             Some(p) => Rectify::CheckPredecessor(p.clone()),
@@ -42,7 +42,7 @@ impl NodeState {
             return Rectify::Kept;
         }
         self.on_peer_dead(checked.id);
-        self.pred = Some(n.clone());
+        self.set_predecessor(n.clone());
         Rectify::Adopted
     }
 }

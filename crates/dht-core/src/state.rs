@@ -32,6 +32,11 @@ pub struct NodeState {
     pub(crate) cfg: ChordConfig,
     pub(crate) me: Peer,
     pub(crate) pred: Option<Peer>,
+    /// The start of the range this node answers for: the last predecessor it adopted. It
+    /// outlives the predecessor's death (a dead predecessor only extends our range), so a node
+    /// keeps serving its own keys while waiting for the next rectify; only a join (a new
+    /// predecessor) narrows it.
+    pub(crate) range_start: Option<Id>,
     pub(crate) succ: SuccessorList,
     pub(crate) fingers: FingerTable,
     pub(crate) dead: DeadSet,
@@ -50,6 +55,7 @@ impl NodeState {
             cfg,
             me,
             pred: None,
+            range_start: None,
             dead: DeadSet::default(),
             round: 0,
             probe_cursor: 0,
@@ -102,13 +108,23 @@ impl NodeState {
         self.succ.is_empty()
     }
 
-    /// Whether this node is responsible for `key`: it lies in (pred, me]. Without a
-    /// predecessor a node claims nothing it cannot prove, except when alone.
+    /// Whether this node is responsible for `key`: it lies in (pred, me], where pred is the
+    /// last predecessor adopted (see `range_start`). A node that never had a predecessor
+    /// claims nothing it cannot prove, except when alone.
     pub fn owns(&self, key: Id) -> bool {
-        match &self.pred {
-            Some(p) => between_right(key, p.id, self.me.id),
-            None => self.is_alone(),
+        if self.is_alone() {
+            return true;
         }
+        match self.range_start {
+            Some(start) => between_right(key, start, self.me.id),
+            None => false,
+        }
+    }
+
+    /// Adopts a predecessor (rectify, a leave notice, the ideal tables).
+    pub(crate) fn set_predecessor(&mut self, p: Peer) {
+        self.range_start = Some(p.id);
+        self.pred = Some(p);
     }
 
     /// The owner of `key` as far as this node's own tables tell, without asking anyone: this
@@ -200,6 +216,7 @@ impl NodeState {
     /// list. The predecessor stays unknown until someone rectifies us.
     pub fn join(&mut self, succ: &Peer, succ_list: &[Peer]) {
         self.pred = None;
+        self.range_start = None;
         self.fingers.clear();
         self.on_peer_alive(succ.id);
         self.succ
@@ -209,6 +226,7 @@ impl NodeState {
     /// Forgets every pointer: a node that left becomes a lone ring of one.
     pub fn reset(&mut self) {
         self.pred = None;
+        self.range_start = None;
         self.succ = SuccessorList::new(self.cfg.successors);
         self.fingers.clear();
     }
@@ -243,7 +261,10 @@ impl NodeState {
         }
         self.fingers.remove(leaving.id);
         if self.pred.as_ref().is_some_and(|p| p.id == leaving.id) {
-            self.pred = new_pred.filter(|p| p.id != self.me.id && !self.dead.contains(p.id));
+            self.pred = None;
+            if let Some(p) = new_pred.filter(|p| p.id != self.me.id && !self.dead.contains(p.id)) {
+                self.set_predecessor(p);
+            }
         }
     }
 
@@ -262,13 +283,20 @@ impl NodeState {
         let space = self.cfg.space;
         let i = ring.partition_point(|p| p.id < self.me.id);
         let n = ring.len();
-        let after: Vec<Peer> = (1..n).map(|k| ring[(i + k) % n].clone()).collect();
+        let after: Vec<Peer> = (1..n)
+            .take(self.cfg.successors)
+            .map(|k| ring[(i + k) % n].clone())
+            .collect();
         self.succ = SuccessorList::new(self.cfg.successors);
         if let Some(head) = after.first() {
             self.succ
                 .rebuild(space, self.me.id, head, &after[1..], &DeadSet::default());
         }
-        self.pred = (n > 1).then(|| ring[(i + n - 1) % n].clone());
+        self.pred = None;
+        self.range_start = None;
+        if n > 1 {
+            self.set_predecessor(ring[(i + n - 1) % n].clone());
+        }
         self.fingers = FingerTable::ideal(space, self.me.id, ring);
     }
 
