@@ -165,3 +165,35 @@ async fn dhtctl_join_and_leave_move_the_keys() {
     .await
     .expect("test exceeded its time bound");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_many_streams_keys_to_their_owners() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let nodes = ring(3, &[]).await;
+        let c = nodes[0].client().await;
+        let items: Vec<(Vec<u8>, Vec<u8>)> = (0..KEYS)
+            .map(|i| (key(i).into_bytes(), value(i).into_bytes()))
+            .collect();
+        let stored = c.put_many(items).await.expect("put_many");
+        assert_eq!(stored, KEYS as u64);
+        assert_all_readable_from(&nodes.iter().collect::<Vec<_>>()).await;
+        // Every node holds only keys it owns: the stream was split by owner.
+        let total: u64 = futures::future::join_all(
+            nodes
+                .iter()
+                .map(|n| async move { n.client().await.info().await.expect("info").keys }),
+        )
+        .await
+        .into_iter()
+        .sum();
+        assert_eq!(total, KEYS as u64);
+        // A bad entry in the stream fails the call with INVALID_ARGUMENT.
+        let bad = vec![(Vec::new(), b"v".to_vec())];
+        assert!(matches!(
+            c.put_many(bad).await,
+            Err(dht_client::ClientError::InvalidArgument(_))
+        ));
+    })
+    .await
+    .expect("test exceeded its time bound");
+}
