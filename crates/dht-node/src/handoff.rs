@@ -196,7 +196,7 @@ impl Node {
 
     /// Pulls the entries of `(from, to]` from `p` into the local store.
     async fn pull_range(&self, p: &Peer, (from, to): (Id, Id)) -> Result<usize, NodeError> {
-        let mut c = self.pool.client(p)?;
+        let mut c = self.pool.bulk_client(p)?;
         let mut stream = c
             .fetch_range(pb::FetchRangeRequest {
                 from: convert::id_bytes(from),
@@ -313,7 +313,7 @@ impl Node {
                 }
             }
         });
-        let mut c = self.pool.client(s)?;
+        let mut c = self.pool.bulk_client(s)?;
         let r = c
             .push_entries(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await

@@ -9,8 +9,9 @@
 //!
 //! Modules: `node` (state and lifecycle), `routing` (lookups, owner routing, local apply),
 //! `handoff` (join and leave), `maintenance` (periodic tasks), `service` (gRPC handlers),
-//! `convert` (wire ↔ domain), `pool` (peer channels), `hlc` (write versions), `error`.
+//! `convert` (wire ↔ domain), `pool` (peer channels), `coalesce` (per-peer batching), `hlc` (write versions), `error`.
 
+mod coalesce;
 mod config;
 mod convert;
 mod error;

@@ -32,7 +32,9 @@ pub struct Node {
     pub(crate) serving: AtomicBool,
     pub(crate) left: AtomicBool,
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) pool: PeerPool,
+    pub(crate) pool: Arc<PeerPool>,
+    /// Per-peer batching of forwarded operations.
+    pub(crate) coalescer: crate::coalesce::Coalescer,
     pub(crate) hlc: Hlc,
     /// Cancelled to stop the whole node (signal, or a `Leave` request).
     pub(crate) shutdown: CancellationToken,
@@ -51,14 +53,17 @@ impl Node {
         let chord = cfg.chord()?;
         let me = Peer::from_addr(chord.space, &cfg.advertise);
         let state = NodeState::new(chord, me.clone());
+        let pool = Arc::new(PeerPool::new(cfg.timeout));
+        let tasks_stop = shutdown.child_token();
         Ok(Arc::new(Node {
-            pool: PeerPool::new(cfg.timeout),
+            coalescer: crate::coalesce::Coalescer::new(pool.clone(), tasks_stop.clone()),
+            pool,
             hlc: Hlc::new(me.id.low_u64()),
             state: Mutex::new(state),
             ownership: tokio::sync::RwLock::new(()),
             serving: AtomicBool::new(true),
             left: AtomicBool::new(false),
-            tasks_stop: shutdown.child_token(),
+            tasks_stop,
             shutdown,
             tasks: TaskTracker::new(),
             task_names: Mutex::new(Vec::new()),

@@ -17,8 +17,8 @@ use crate::NodeError;
 
 pub struct PeerPool {
     timeout: Duration,
-    /// Held only to look up or insert a channel.
-    channels: Mutex<HashMap<String, Channel>>,
+    /// Held only to look up or insert a channel. Keyed by (address, bulk).
+    channels: Mutex<HashMap<(String, bool), Channel>>,
 }
 
 impl PeerPool {
@@ -29,20 +29,26 @@ impl PeerPool {
         }
     }
 
-    pub fn channel(&self, addr: &str) -> Result<Channel, NodeError> {
+    /// The channel to `addr`. A `bulk` channel (key transfers on join and leave) has no
+    /// per-request deadline, since moving a million keys takes longer than any sensible RPC
+    /// timeout; HTTP/2 keep-alive pings still detect a peer that died mid-transfer.
+    pub fn channel(&self, addr: &str, bulk: bool) -> Result<Channel, NodeError> {
         let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = map.get(addr) {
+        if let Some(c) = map.get(&(addr.to_string(), bulk)) {
             return Ok(c.clone());
         }
-        let ep = Endpoint::from_shared(format!("http://{addr}"))
+        let mut ep = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| NodeError::InvalidArgument(format!("bad peer address {addr:?}: {e}")))?
             .tcp_nodelay(true)
             .connect_timeout(self.timeout)
-            .timeout(self.timeout)
-            .http2_keep_alive_interval(Duration::from_secs(10))
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(self.timeout.max(Duration::from_secs(1)))
             .keep_alive_while_idle(true);
+        if !bulk {
+            ep = ep.timeout(self.timeout);
+        }
         let ch = ep.connect_lazy();
-        map.insert(addr.to_string(), ch.clone());
+        map.insert((addr.to_string(), bulk), ch.clone());
         Ok(ch)
     }
 
@@ -50,18 +56,24 @@ impl PeerPool {
         self.client_at(&peer.addr)
     }
 
+    /// A client for key transfers: no per-request deadline (see [`PeerPool::channel`]).
+    pub fn bulk_client(&self, peer: &Peer) -> Result<PeerClient<Channel>, NodeError> {
+        Ok(PeerClient::new(self.channel(&peer.addr, true)?)
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024))
+    }
+
     pub fn client_at(&self, addr: &str) -> Result<PeerClient<Channel>, NodeError> {
-        Ok(PeerClient::new(self.channel(addr)?)
+        Ok(PeerClient::new(self.channel(addr, false)?)
             .max_decoding_message_size(64 * 1024 * 1024)
             .max_encoding_message_size(64 * 1024 * 1024))
     }
 
     /// Drops the channel of a peer presumed dead, so a restarted process gets a fresh one.
     pub fn forget(&self, addr: &str) {
-        self.channels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(addr);
+        let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&(addr.to_string(), false));
+        map.remove(&(addr.to_string(), true));
     }
 }
 

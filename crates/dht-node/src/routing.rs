@@ -21,6 +21,7 @@ impl Node {
     pub(crate) fn peer_dead(&self, p: &Peer) {
         self.state().on_peer_dead(p.id);
         self.pool.forget(&p.addr);
+        self.coalescer.forget(&p.addr);
     }
 
     pub(crate) async fn remote_step(&self, p: &Peer, key: Id) -> Result<Step, NodeError> {
@@ -172,13 +173,7 @@ impl Node {
     }
 
     async fn apply_remote(&self, owner: &Peer, op: pb::Op) -> Result<Vec<pb::OpResult>, NodeError> {
-        let mut c = self.pool.client(owner)?;
-        let reply = c
-            .apply(pb::ApplyRequest { ops: vec![op] })
-            .await
-            .map_err(peer_err(&owner.addr))?
-            .into_inner();
-        Ok(reply.results)
+        Ok(vec![self.coalescer.apply(owner, op).await?])
     }
 
     /// Executes operations on keys this node owns (the owner side of `Apply`). Puts without a

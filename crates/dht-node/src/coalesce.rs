@@ -1,0 +1,163 @@
+//! Coalescing of requests to one peer (ARCHITECTURE.md, "Performance shape").
+//!
+//! On two cores the CPU cost per RPC, not the network, bounds throughput. Every operation this
+//! node forwards to an owner goes through that owner's queue; one sender task per peer takes
+//! whatever has accumulated and sends it as a single `Apply` batch, with a few batches in
+//! flight at once. Under load batches grow by themselves; with one request outstanding it is
+//! sent at once, so latency does not suffer when idle.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use dht_core::Peer;
+use dht_proto::v1 as pb;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::pool::{peer_err, PeerPool};
+use crate::NodeError;
+
+/// Most operations in one `Apply`.
+const MAX_BATCH: usize = 512;
+/// Batches in flight to one peer.
+const IN_FLIGHT: usize = 4;
+
+type Reply = oneshot::Sender<Result<pb::OpResult, NodeError>>;
+
+pub(crate) struct Coalescer {
+    pool: Arc<PeerPool>,
+    stop: CancellationToken,
+    /// Held only to find or create a peer's queue.
+    queues: Mutex<HashMap<String, mpsc::UnboundedSender<(pb::Op, Reply)>>>,
+}
+
+impl Coalescer {
+    pub(crate) fn new(pool: Arc<PeerPool>, stop: CancellationToken) -> Coalescer {
+        Coalescer {
+            pool,
+            stop,
+            queues: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs `op` on `owner` as part of the next batch to it.
+    pub(crate) async fn apply(&self, owner: &Peer, op: pb::Op) -> Result<pb::OpResult, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        let mut item = Some((op, tx));
+        for _ in 0..2 {
+            let q = self.queue(owner);
+            match q.send(item.take().expect("item present")) {
+                Ok(()) => break,
+                // The sender task ended (peer forgotten or shutting down): make a new one once.
+                Err(mpsc::error::SendError(back)) => {
+                    self.forget(&owner.addr);
+                    item = Some(back);
+                }
+            }
+        }
+        if item.is_some() {
+            return Err(NodeError::NotServing("node is shutting down"));
+        }
+        rx.await
+            .map_err(|_| NodeError::NotServing("node is shutting down"))?
+    }
+
+    /// Drops a peer's queue (it is presumed dead); pending requests still finish.
+    pub(crate) fn forget(&self, addr: &str) {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(addr);
+    }
+
+    fn queue(&self, owner: &Peer) -> mpsc::UnboundedSender<(pb::Op, Reply)> {
+        let mut map = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(q) = map.get(&*owner.addr) {
+            if !q.is_closed() {
+                return q.clone();
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let span = tracing::debug_span!("task", name = "coalesce", peer = %owner.addr);
+        tokio::spawn(
+            sender(self.pool.clone(), owner.clone(), rx, self.stop.clone()).instrument(span),
+        );
+        map.insert(owner.addr.to_string(), tx.clone());
+        tx
+    }
+}
+
+/// One peer's sender: batches what is queued and sends it, up to [`IN_FLIGHT`] at a time.
+async fn sender(
+    pool: Arc<PeerPool>,
+    peer: Peer,
+    mut rx: mpsc::UnboundedReceiver<(pb::Op, Reply)>,
+    stop: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    loop {
+        // Wait for a free slot first, so requests pile up into the next batch meanwhile.
+        let permit = tokio::select! {
+            _ = stop.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let first = tokio::select! {
+            _ = stop.cancelled() => break,
+            item = rx.recv() => match item { Some(i) => i, None => break },
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(i) => batch.push(i),
+                Err(_) => break,
+            }
+        }
+        let pool = pool.clone();
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let (ops, replies): (Vec<pb::Op>, Vec<Reply>) = batch.into_iter().unzip();
+            let n = ops.len();
+            let result = match pool.client(&peer) {
+                Ok(mut c) => c
+                    .apply(pb::ApplyRequest { ops })
+                    .await
+                    .map(|r| r.into_inner().results)
+                    .map_err(peer_err(&peer.addr)),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(results) if results.len() == n => {
+                    for (r, reply) in results.into_iter().zip(replies) {
+                        let _ = reply.send(Ok(r));
+                    }
+                }
+                Ok(results) => {
+                    let e = NodeError::Internal(format!(
+                        "{} answered {} results for {n} operations",
+                        peer.addr,
+                        results.len()
+                    ));
+                    for reply in replies {
+                        let _ = reply.send(Err(NodeError::Internal(e.to_string())));
+                    }
+                }
+                Err(NodeError::Peer { addr, status }) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(NodeError::Peer {
+                            addr: addr.clone(),
+                            status: status.clone(),
+                        }));
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for reply in replies {
+                        let _ = reply.send(Err(NodeError::Internal(msg.clone())));
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
