@@ -197,3 +197,84 @@ async fn put_many_streams_keys_to_their_owners() {
     .await
     .expect("test exceeded its time bound");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_node_that_joins_sends_keys_it_does_not_own_to_their_owner() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let a = Node::start(&[]);
+        let b = Node::start(&[]);
+        let (ca, cb) = (a.client().await, b.client().await);
+        // Two separate one-node rings, each with its own keys.
+        for i in 0..200 {
+            ca.put(format!("a-{i}").as_bytes(), b"from-a", None)
+                .await
+                .expect("put a");
+            cb.put(format!("b-{i}").as_bytes(), b"from-b", None)
+                .await
+                .expect("put b");
+        }
+        let out = dhtctl(Some(&b.addr), &["join", &a.addr]);
+        assert!(
+            out.status.success(),
+            "join: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pair = [&a, &b];
+        wait_until(Duration::from_secs(30), "two-node ring", || {
+            ring_is_stable(&pair)
+        })
+        .await;
+        // b's keys that a now owns were sent to a; a's keys that b owns were pulled by b.
+        for c in [&ca, &cb] {
+            wait_until(Duration::from_secs(30), "every key readable", || async {
+                for i in 0..200 {
+                    for (k, v) in [(format!("a-{i}"), b"from-a"), (format!("b-{i}"), b"from-b")] {
+                        match c.get(k.as_bytes()).await {
+                            Ok(Some(got)) if got.value == v => {}
+                            _ => return false,
+                        }
+                    }
+                }
+                true
+            })
+            .await;
+        }
+    })
+    .await
+    .expect("test exceeded its time bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_ring_that_loses_a_node_relinks_the_two_survivors() {
+    // CHORD.md small-ring rule, through real processes: after a crash (SIGKILL, no leave)
+    // every successor list holds exactly the two survivors, and they keep serving.
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let mut nodes = ring(3, &[]).await;
+        let mut victim = nodes.remove(1);
+        victim.kill();
+        let refs: Vec<&Node> = nodes.iter().collect();
+        wait_until(Duration::from_secs(60), "the survivors to relink", || {
+            ring_is_stable(&refs)
+        })
+        .await;
+        let c = nodes[0].client().await;
+        for i in 0..50 {
+            c.put(key(i).as_bytes(), value(i).as_bytes(), None)
+                .await
+                .expect("put after crash");
+        }
+        for n in &nodes {
+            let c = n.client().await;
+            for i in 0..50 {
+                let v = c
+                    .get(key(i).as_bytes())
+                    .await
+                    .expect("get")
+                    .expect("present");
+                assert_eq!(v.value, value(i).as_bytes());
+            }
+        }
+    })
+    .await
+    .expect("test exceeded its time bound");
+}
