@@ -28,6 +28,10 @@ impl DeadSet {
         self.since.contains_key(&id)
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = Id> + '_ {
+        self.since.keys().copied()
+    }
+
     pub fn len(&self) -> usize {
         self.since.len()
     }

@@ -7,6 +7,10 @@
 //! the next candidate below: the previous hop's next choice (CHORD.md, Lookup). It never gives
 //! up while a candidate remains.
 //!
+//! Members that failed to answer (in this lookup, or known dead to the driving node) are never
+//! asked and never returned as owner: when the node before the key names a dead successor, the
+//! lookup takes the first live member of that node's successor list instead, as Chord does.
+//!
 //! Hops follow the Chord paper's path length: the number of other nodes that answered until
 //! the key's predecessor was found; 0 when the start node is that predecessor.
 
@@ -30,6 +34,9 @@ pub struct Lookup {
     key: Id,
     candidates: Vec<Peer>,
     tried: HashSet<Id>,
+    dead: HashSet<Id>,
+    /// Nodes that answered, with the head of their successor lists, most recent last.
+    answered: Vec<(Id, Vec<Peer>)>,
     hops: u32,
     timeouts: u32,
 }
@@ -41,13 +48,15 @@ impl Lookup {
             key,
             candidates: Vec::new(),
             tried: HashSet::from([node.id()]),
+            dead: node.dead.iter().collect(),
+            answered: vec![(node.id(), node.successors().to_vec())],
             hops: 0,
             timeouts: 0,
         };
         let step = match node.find_step(key) {
-            Step::Owner(owner) => LookupStep::Done { owner, hops: 0 },
-            Step::Closer(list) => {
-                l.push(list, node.id());
+            Step::Owner { owner, .. } => LookupStep::Done { owner, hops: 0 },
+            Step::Closer { candidates, .. } => {
+                l.push(candidates, node.id());
                 l.next()
             }
         };
@@ -70,20 +79,45 @@ impl Lookup {
     pub fn on_reply(&mut self, from: &Peer, reply: Step) -> LookupStep {
         self.hops += 1;
         match reply {
-            Step::Owner(owner) => LookupStep::Done {
+            Step::Owner { owner, .. } if !self.dead.contains(&owner.id) => LookupStep::Done {
                 owner,
                 hops: self.hops,
             },
-            Step::Closer(list) => {
-                self.push(list, from.id);
-                self.next()
+            Step::Owner { successors, .. } => {
+                self.answered.push((from.id, successors));
+                self.resolve_or_next()
+            }
+            Step::Closer {
+                candidates,
+                successors,
+            } => {
+                self.answered.push((from.id, successors));
+                self.push(candidates, from.id);
+                self.resolve_or_next()
             }
         }
     }
 
     /// `peer` did not answer in time. The driver should also tell its [`NodeState`].
-    pub fn on_timeout(&mut self, _peer: &Peer) -> LookupStep {
+    pub fn on_timeout(&mut self, peer: &Peer) -> LookupStep {
         self.timeouts += 1;
+        self.dead.insert(peer.id);
+        self.resolve_or_next()
+    }
+
+    /// If some node that answered has the key between itself and its first live successor,
+    /// that successor is the owner; otherwise ask the next candidate.
+    fn resolve_or_next(&mut self) -> LookupStep {
+        for (from, successors) in self.answered.iter().rev() {
+            if let Some(s) = successors.iter().find(|p| !self.dead.contains(&p.id)) {
+                if crate::interval::between_right(self.key, *from, s.id) {
+                    return LookupStep::Done {
+                        owner: s.clone(),
+                        hops: self.hops,
+                    };
+                }
+            }
+        }
         self.next()
     }
 
@@ -99,7 +133,7 @@ impl Lookup {
 
     fn next(&mut self) -> LookupStep {
         while let Some(p) = self.candidates.pop() {
-            if self.tried.insert(p.id) {
+            if !self.dead.contains(&p.id) && self.tried.insert(p.id) {
                 return LookupStep::Ask(p);
             }
         }

@@ -8,13 +8,18 @@
 use crate::interval::{between_open, between_right};
 use crate::{ChordConfig, DeadSet, FingerTable, Id, IdSpace, Peer, SuccessorList};
 
-/// The answer of one routing step at a node (Chord's `find_successor`, one hop of it).
+/// The answer of one routing step at a node (Chord's `find_successor`, one hop of it). Both
+/// answers carry the head of the node's successor list, so a driver that knows some of those
+/// members are dead can skip to the first live one, as Chord does with its successor list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     /// The key lies in (me, successor]: the successor owns it, and this node is its predecessor.
-    Owner(Peer),
-    /// Ask one of these instead: members preceding the key, closest to it first.
-    Closer(Vec<Peer>),
+    Owner { owner: Peer, successors: Vec<Peer> },
+    /// Ask one of `candidates` instead: members preceding the key, the preferred first.
+    Closer {
+        candidates: Vec<Peer>,
+        successors: Vec<Peer>,
+    },
 }
 
 /// How a leaving node relinks its neighbours (CHORD.md, Leave).
@@ -148,10 +153,18 @@ impl NodeState {
     /// One routing step (Chord §4.3 `find_successor`, made iterative).
     pub fn find_step(&self, key: Id) -> Step {
         let succ = self.successor();
+        let list = self.succ.as_slice();
+        let successors = list[..list.len().min(2 * self.cfg.step_fanout)].to_vec();
         if between_right(key, self.me.id, succ.id) {
-            return Step::Owner(succ.clone());
+            return Step::Owner {
+                owner: succ.clone(),
+                successors,
+            };
         }
-        Step::Closer(self.closest_preceding(key, self.cfg.step_fanout))
+        Step::Closer {
+            candidates: self.closest_preceding(key, self.cfg.step_fanout),
+            successors,
+        }
     }
 
     /// Members among fingers and successors that lie in (me, key), in the order a lookup

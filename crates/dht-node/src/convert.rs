@@ -42,21 +42,33 @@ pub fn id_bytes(id: Id) -> prost::bytes::Bytes {
 
 pub fn step(s: &Step) -> pb::FindStepReply {
     match s {
-        Step::Owner(p) => pb::FindStepReply {
-            owner: Some(node_ref(p)),
+        Step::Owner { owner, successors } => pb::FindStepReply {
+            owner: Some(node_ref(owner)),
             closer: vec![],
+            successors: node_refs(successors),
         },
-        Step::Closer(list) => pb::FindStepReply {
+        Step::Closer {
+            candidates,
+            successors,
+        } => pb::FindStepReply {
             owner: None,
-            closer: node_refs(list),
+            closer: node_refs(candidates),
+            successors: node_refs(successors),
         },
     }
 }
 
 pub fn from_step(space: IdSpace, r: &pb::FindStepReply) -> Result<Step, NodeError> {
+    let successors = peers(space, &r.successors)?;
     Ok(match &r.owner {
-        Some(o) => Step::Owner(peer(space, o)?),
-        None => Step::Closer(peers(space, &r.closer)?),
+        Some(o) => Step::Owner {
+            owner: peer(space, o)?,
+            successors,
+        },
+        None => Step::Closer {
+            candidates: peers(space, &r.closer)?,
+            successors,
+        },
     })
 }
 
