@@ -179,6 +179,13 @@ impl PeerRpc for PeerService {
         &self,
         req: Request<Streaming<pb::Entry>>,
     ) -> Result<Response<pb::PushEntriesReply>, Status> {
+        // Held for the whole stream: a leave of this node waits for it (the leave's own scan
+        // then includes these entries), and a push that arrives after the leave began is
+        // refused, so the sender hands its keys to its next successor instead.
+        let _owned = self.0.ownership.read().await;
+        if self.0.left.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Status::unavailable("node is not serving: it is leaving the ring"));
+        }
         let mut stream = req.into_inner();
         let space = self.0.space();
         let mut batch = Vec::with_capacity(PAGE);
