@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dht_client::{Client, ClientError};
 
@@ -75,13 +75,18 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("{s:?} is not a duration like 30s, 5m, 2h or 1d"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let per = match unit {
+        "s" => 1u64,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("unknown unit {unit:?} in {s:?}: use s, m, h or d")),
     };
+    // A TTL is added to the node's clock in milliseconds: keep it well inside u64.
+    let secs = n
+        .checked_mul(per)
+        .filter(|&v| v <= 100 * 365 * 86_400)
+        .ok_or_else(|| format!("ttl {s:?} is too long: at most 100 years"))?;
     if secs == 0 {
         return Err("ttl must be at least 1s".into());
     }
@@ -91,6 +96,8 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<ClientError>() {
         Some(ClientError::Unreachable { .. } | ClientError::Timeout { .. }) => 3,
+        // The ring could not find or reach the key's owner in time.
+        Some(ClientError::Unavailable(m)) if m.contains("within") => 3,
         Some(ClientError::InvalidArgument(_)) => 4,
         _ => 5,
     }
@@ -115,11 +122,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
-    if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
-        eprintln!("dhtctl: --timeout must be a positive number of seconds");
+    let timeout = match Duration::try_from_secs_f64(cli.timeout) {
+        Ok(t) if !t.is_zero() && t <= Duration::from_secs(86_400) => t,
+        _ => {
+            eprintln!("dhtctl: --timeout must be a number of seconds in (0, 86400]");
+            return Ok(2);
+        }
+    };
+    if !valid_addr(&cli.node) {
+        eprintln!("dhtctl: --node {:?} is not a host:port address", cli.node);
         return Ok(2);
     }
-    let timeout = Duration::from_secs_f64(cli.timeout);
     let client = Client::connect(&cli.node, timeout).await?;
     match cli.cmd {
         Cmd::Put { key, value, ttl } => {
@@ -190,12 +203,20 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Cmd::Bench(args) => {
             if args.ops == 0 || args.concurrency == 0 {
-                bail!("--ops and --concurrency must be at least 1");
+                eprintln!("dhtctl: --ops and --concurrency must be at least 1");
+                return Ok(2);
             }
             bench::run(&client, args).await?;
         }
     }
     Ok(0)
+}
+
+fn valid_addr(a: &str) -> bool {
+    match a.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
+    }
 }
 
 fn json_str(s: &str) -> String {
