@@ -160,3 +160,25 @@ fn scan_orders_by_ring_and_wraps() {
         assert_eq!(page[0].key, b"b");
     });
 }
+
+#[test]
+fn remove_versions_removes_only_the_handed_off_version() {
+    each_engine(|s| {
+        s.apply(&[entry(1, "a", Some("v5"), 5), entry(2, "b", Some("v5"), 5)])
+            .unwrap();
+        // "b" was overwritten after the handoff scan saw version 5: it must stay.
+        s.apply(&[entry(2, "b", Some("v6"), 6)]).unwrap();
+        let v5 = Version { hlc: 5, node: 1 };
+        let removed = s
+            .remove_versions(&[
+                (Id::from_u64(1), b"a".to_vec(), v5),
+                (Id::from_u64(2), b"b".to_vec(), v5),
+                (Id::from_u64(3), b"absent".to_vec(), v5),
+            ])
+            .unwrap();
+        assert_eq!(removed, 1);
+        assert!(value_of(s, 1, "a").is_none());
+        assert_eq!(value_of(s, 2, "b").unwrap().value.unwrap(), b"v6");
+        assert_eq!(s.len().unwrap(), 1);
+    });
+}

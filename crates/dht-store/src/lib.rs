@@ -97,6 +97,12 @@ pub trait Store: Send + Sync + 'static {
     /// many entries were removed.
     fn purge(&self, now_ms: u64, tombstone_grace_ms: u64) -> Result<usize, StoreError>;
 
+    /// Removes each entry whose stored version is still exactly the given one; an entry that
+    /// a newer write replaced meanwhile stays. Used once a range was handed to its new owner,
+    /// so that a stale copy can never travel back after the owner purged a newer tombstone.
+    /// Returns how many entries were removed. One commit.
+    fn remove_versions(&self, entries: &[(Id, Vec<u8>, Version)]) -> Result<usize, StoreError>;
+
     /// Number of stored entries, tombstones included.
     fn len(&self) -> Result<u64, StoreError>;
 

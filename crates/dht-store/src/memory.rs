@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use dht_core::Id;
 
-use crate::{Entry, Record, Store, StoreError};
+use crate::{Entry, Record, Store, StoreError, Version};
 
 /// A BTreeMap ordered by (id, key). The mutex is held only for map operations, never across
 /// anything that waits.
@@ -122,6 +122,19 @@ impl Store for MemoryStore {
             )
         });
         Ok(before - map.len())
+    }
+
+    fn remove_versions(&self, entries: &[(Id, Vec<u8>, Version)]) -> Result<usize, StoreError> {
+        let mut map = self.lock();
+        let mut removed = 0;
+        for (id, key, v) in entries {
+            let k = (*id, key.clone());
+            if map.get(&k).is_some_and(|r| r.version == *v) {
+                map.remove(&k);
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn len(&self) -> Result<u64, StoreError> {

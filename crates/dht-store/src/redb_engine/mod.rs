@@ -26,7 +26,7 @@ use std::sync::Arc;
 use dht_core::Id;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::{Durability, Entry, Store, StoreError, StoreOptions};
+use crate::{Durability, Entry, Store, StoreError, StoreOptions, Version};
 use codec::{encode_key, encode_record};
 use errors::{corrupt, guard, map};
 use writer::{Op, Outcome, Put, WriterHandle};
@@ -232,6 +232,20 @@ impl Store for RedbStore {
 
     fn len(&self) -> Result<u64, StoreError> {
         guard(&self.path, || self.read_len())
+    }
+
+    fn remove_versions(&self, entries: &[(Id, Vec<u8>, Version)]) -> Result<usize, StoreError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let keys = entries
+            .iter()
+            .map(|(id, key, v)| (encode_key(*id, key), *v))
+            .collect();
+        match self.writer.call(Op::Remove(keys))? {
+            Outcome::Purged(n) => Ok(n),
+            _ => Err(StoreError::Backend("writer answered remove wrongly".into())),
+        }
     }
 
     fn flush(&self) -> Result<(), StoreError> {

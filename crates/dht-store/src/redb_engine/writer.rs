@@ -50,6 +50,8 @@ pub enum Op {
         now_ms: u64,
         grace_ms: u64,
     },
+    /// Remove these keys if they still hold exactly this version (a newer write stays).
+    Remove(Vec<(Vec<u8>, Version)>),
     /// A durable commit of everything acknowledged so far.
     Flush,
 }
@@ -59,6 +61,7 @@ impl Op {
         match self {
             Op::Apply(p) => p.len(),
             Op::Purge { keys, .. } => keys.len(),
+            Op::Remove(keys) => keys.len(),
             Op::Flush => 1,
         }
     }
@@ -345,6 +348,16 @@ fn run_op(table: &mut Table<'_>, path: &std::path::Path, op: &Op) -> Result<Outc
             let mut removed = 0;
             for k in keys {
                 if header_at(table, k)?.is_some_and(|h| h.purgeable(*now_ms, *grace_ms)) {
+                    table.remove(k.as_slice()).map_err(|e| map(path, e))?;
+                    removed += 1;
+                }
+            }
+            Ok(Outcome::Purged(removed))
+        }
+        Op::Remove(keys) => {
+            let mut removed = 0;
+            for (k, v) in keys {
+                if header_at(table, k)?.is_some_and(|h| h.version == *v) {
                     table.remove(k.as_slice()).map_err(|e| map(path, e))?;
                     removed += 1;
                 }
