@@ -1,7 +1,7 @@
 //! Rectify, Zave's replacement for Chord's notify: "n' may be your predecessor".
 
 use crate::interval::between_open;
-use crate::{NodeState, Peer};
+use crate::{Id, NodeState, Peer};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rectify {
@@ -15,6 +15,21 @@ pub enum Rectify {
 }
 
 impl NodeState {
+    /// Whether [`NodeState::rectify`] would adopt `n` at once, without changing anything. A
+    /// driver uses it to take its ownership lock only when the range is about to shrink.
+    pub fn rectify_would_adopt(&self, n: &Peer) -> bool {
+        n.id != self.me.id
+            && match &self.pred {
+                None => true,
+                Some(p) => p.id != n.id && between_open(n.id, p.id, self.me.id),
+            }
+    }
+
+    /// The start of the range this node answers for (its last adopted predecessor), if any.
+    pub fn range_start(&self) -> Option<Id> {
+        self.range_start
+    }
+
     /// Adopts `n` if there is no predecessor or `n` lies in (pred, me); otherwise asks the
     /// driver to check whether the predecessor still lives.
     pub fn rectify(&mut self, n: &Peer) -> Rectify {
