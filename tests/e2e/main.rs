@@ -3,5 +3,6 @@
 
 mod cli;
 mod harness;
+mod observe;
 mod ring;
 mod storage;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use dht_core::Peer;
 use dht_proto::v1 as pb;
+use metrics::Histogram;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -28,15 +29,22 @@ type Reply = oneshot::Sender<Result<pb::OpResult, NodeError>>;
 pub(crate) struct Coalescer {
     pool: Arc<PeerPool>,
     stop: CancellationToken,
+    /// `dht_apply_batch_size`: how well coalescing works is the batch sizes it achieves.
+    batch_size: Histogram,
     /// Held only to find or create a peer's queue.
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<(pb::Op, Reply)>>>,
 }
 
 impl Coalescer {
-    pub(crate) fn new(pool: Arc<PeerPool>, stop: CancellationToken) -> Coalescer {
+    pub(crate) fn new(
+        pool: Arc<PeerPool>,
+        stop: CancellationToken,
+        batch_size: Histogram,
+    ) -> Coalescer {
         Coalescer {
             pool,
             stop,
+            batch_size,
             queues: Mutex::new(HashMap::new()),
         }
     }
@@ -81,7 +89,14 @@ impl Coalescer {
         let (tx, rx) = mpsc::unbounded_channel();
         let span = tracing::debug_span!("task", name = "coalesce", peer = %owner.addr);
         tokio::spawn(
-            sender(self.pool.clone(), owner.clone(), rx, self.stop.clone()).instrument(span),
+            sender(
+                self.pool.clone(),
+                owner.clone(),
+                rx,
+                self.stop.clone(),
+                self.batch_size.clone(),
+            )
+            .instrument(span),
         );
         map.insert(owner.addr.to_string(), tx.clone());
         tx
@@ -94,6 +109,7 @@ async fn sender(
     peer: Peer,
     mut rx: mpsc::UnboundedReceiver<(pb::Op, Reply)>,
     stop: CancellationToken,
+    batch_size: Histogram,
 ) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
@@ -113,6 +129,7 @@ async fn sender(
                 Err(_) => break,
             }
         }
+        batch_size.record(batch.len() as f64);
         let pool = pool.clone();
         let peer = peer.clone();
         tokio::spawn(async move {

@@ -17,6 +17,7 @@ use tracing::{info, warn, Instrument};
 use crate::convert;
 use crate::node::Node;
 use crate::pool::peer_err;
+use crate::telemetry::Handoff;
 use crate::NodeError;
 
 /// Entries per scan page and per stream frame batch.
@@ -26,8 +27,10 @@ impl Node {
     /// Joins the ring that any of `bootstrap` belongs to.
     pub async fn join(&self, bootstrap: &[String]) -> Result<(), NodeError> {
         self.serving.store(false, Ordering::SeqCst);
+        self.publish_health().await;
         let result = self.join_inner(bootstrap).await;
         self.serving.store(true, Ordering::SeqCst);
+        self.publish_health().await;
         result
     }
 
@@ -84,6 +87,8 @@ impl Node {
         let pulled = self.pull_range(&succ, range).await?;
         self.notify(&succ).await?;
         let again = self.pull_range(&succ, range).await?;
+        self.metrics
+            .handoff(Handoff::JoinIn, (pulled + again) as u64);
         info!(successor = %succ.addr, keys = pulled + again, "joined");
         Ok(())
     }
@@ -137,7 +142,10 @@ impl Node {
                     op: Some(pb::op::Op::Put(convert::entry(&e))),
                 };
                 match self.route(&e.key, op).await {
-                    Ok(_) => moved += 1,
+                    Ok(_) => {
+                        moved += 1;
+                        self.metrics.handoff(Handoff::RehomeOut, 1);
+                    }
                     Err(err) => {
                         warn!(error = %err, "could not send an entry to its owner; it stays here")
                     }
@@ -253,6 +261,8 @@ impl Node {
             return Ok(());
         }
         self.tasks_stop.cancel();
+        // NOT_SERVING now (`left` is set), before waiting for writes in flight to finish.
+        self.publish_health().await;
         {
             let _g = self.ownership.write().await;
             self.serving.store(false, Ordering::SeqCst);
@@ -262,6 +272,7 @@ impl Node {
         for s in &plan.successors {
             match self.push_all(s).await {
                 Ok(n) => {
+                    self.metrics.handoff(Handoff::LeaveOut, n);
                     info!(successor = %s.addr, keys = n, "handed keys over");
                     handed_to = Some(s.clone());
                     break;

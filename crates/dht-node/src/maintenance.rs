@@ -1,6 +1,7 @@
 //! The periodic tasks that keep the ring correct: stabilize (with the small-ring liveness
-//! probe), fix-fingers, check-predecessor, and the expiry sweep. Each has a name, a tracing
-//! span and the node's task token, and is tracked so shutdown waits for it.
+//! probe), fix-fingers, check-predecessor, and the expiry sweep; and one that refreshes the
+//! metric gauges. Each has a name, a tracing span and the node's task token, and is tracked
+//! so shutdown waits for it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,7 +33,14 @@ pub(crate) fn spawn_all(node: &Arc<Node>) {
     spawn(node, "expiry-sweep", cfg.expiry_interval, |n| async move {
         n.expiry_sweep_once().await
     });
+    spawn(node, "gauges", GAUGES_INTERVAL, |n| async move {
+        n.update_gauges().await
+    });
 }
+
+/// How often the gauges are refreshed: well under any sensible scrape interval, and one
+/// store count per second costs nothing measurable.
+const GAUGES_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs `work` every `every` (with a per-node phase so nodes started together don't beat in
 /// step) until the task token is cancelled.
@@ -105,6 +113,7 @@ impl Node {
                 StabilizeStep::Done => break,
             }
         }
+        self.metrics.stabilize_rounds.increment(1);
         let probe = self.state().next_probe();
         if let Some(p) = probe {
             if let Err(e) = self.ping(&p).await {
@@ -128,10 +137,29 @@ impl Node {
         if let Some(p) = pred {
             if let Err(e) = self.ping(&p).await {
                 if e.peer_unreachable() {
+                    self.metrics.peer_deaths.increment(1);
                     self.state().on_predecessor_dead();
                     self.pool.forget(&p.addr);
                 }
             }
+        }
+    }
+
+    /// Sets the gauges that describe this node's view: stored entries, successor-list length,
+    /// whether a predecessor is known. Polled rather than updated at every change, so the
+    /// write path and the Chord code carry no gauge bookkeeping.
+    pub(crate) async fn update_gauges(&self) {
+        let (successors, has_pred) = {
+            let st = self.state();
+            (st.successors().len(), st.predecessor().is_some())
+        };
+        self.metrics.successors.set(successors as f64);
+        self.metrics
+            .predecessor_known
+            .set(if has_pred { 1.0 } else { 0.0 });
+        let store = self.store.clone();
+        if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || store.len()).await {
+            self.metrics.store_entries.set(n as f64);
         }
     }
 

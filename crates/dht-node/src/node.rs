@@ -42,6 +42,10 @@ pub struct Node {
     pub(crate) tasks_stop: CancellationToken,
     pub(crate) tasks: TaskTracker,
     pub(crate) task_names: Mutex<Vec<&'static str>>,
+    /// Metric handles, registered with whatever recorder was installed when the node was made.
+    pub(crate) metrics: crate::telemetry::Metrics,
+    /// gRPC health, kept in step with `serving` and `left`.
+    pub(crate) health: crate::health::Health,
 }
 
 impl Node {
@@ -55,8 +59,15 @@ impl Node {
         let state = NodeState::new(chord, me.clone());
         let pool = Arc::new(PeerPool::new(cfg.timeout));
         let tasks_stop = shutdown.child_token();
+        let metrics = crate::telemetry::Metrics::new();
         Ok(Arc::new(Node {
-            coalescer: crate::coalesce::Coalescer::new(pool.clone(), tasks_stop.clone()),
+            coalescer: crate::coalesce::Coalescer::new(
+                pool.clone(),
+                tasks_stop.clone(),
+                metrics.apply_batch_size.clone(),
+            ),
+            metrics,
+            health: crate::health::Health::new(),
             pool,
             hlc: Hlc::new(me.id.low_u64()),
             state: Mutex::new(state),
@@ -101,7 +112,8 @@ impl Node {
 
     /// Serves `listener` until the shutdown token is cancelled, joining the ring through
     /// `bootstrap` first (an empty list starts a new ring). On shutdown the node leaves
-    /// gracefully: keys to the successor, neighbours relinked.
+    /// gracefully: keys to the successor, neighbours relinked. Besides `Peer` and `Kv` the
+    /// server answers `grpc.health.v1.Health`, SERVING only between join and leave.
     pub async fn run(
         self: Arc<Self>,
         listener: TcpListener,
@@ -116,11 +128,15 @@ impl Node {
         let kv_svc = KvServer::new(crate::service::KvService(self.clone()))
             .max_decoding_message_size(8 * 1024 * 1024)
             .max_encoding_message_size(8 * 1024 * 1024);
+        // Not serving until the join below has brought this node its range.
+        self.publish_not_serving().await;
+        let health_svc = self.health.server();
         let stop = server_stop.clone();
         let server = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(peer_svc)
                 .add_service(kv_svc)
+                .add_service(health_svc)
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                 .await
         });
@@ -136,6 +152,7 @@ impl Node {
                 return Err(e);
             }
         }
+        self.publish_health().await;
         info!(id = %self.me.id, addr = %self.me.addr, "serving");
         crate::maintenance::spawn_all(&self);
         self.spawn_rehome();

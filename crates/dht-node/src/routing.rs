@@ -19,6 +19,7 @@ const MAX_LOOKUP_STEPS: usize = 512;
 impl Node {
     /// A peer did not answer: forget it in the tables and drop its channel.
     pub(crate) fn peer_dead(&self, p: &Peer) {
+        self.metrics.peer_deaths.increment(1);
         self.state().on_peer_dead(p.id);
         self.pool.forget(&p.addr);
         self.coalescer.forget(&p.addr);
@@ -41,8 +42,11 @@ impl Node {
         let (mut l, mut step) = Lookup::start(&self.state(), key);
         for _ in 0..MAX_LOOKUP_STEPS {
             match step {
-                LookupStep::Done { owner, hops } => return Ok((owner, hops)),
-                LookupStep::Failed { .. } => return Err(NodeError::LookupFailed(key)),
+                LookupStep::Done { owner, hops } => {
+                    self.metrics.lookup_hops.record(hops as f64);
+                    return Ok((owner, hops));
+                }
+                LookupStep::Failed { .. } => break,
                 LookupStep::Ask(p) => {
                     step = match self.remote_step(&p, key).await {
                         Ok(reply) => {
@@ -59,6 +63,7 @@ impl Node {
                 }
             }
         }
+        self.metrics.lookup_failures.increment(1);
         Err(NodeError::LookupFailed(key))
     }
 
@@ -138,6 +143,7 @@ impl Node {
             let results = if owner.id == self.me.id {
                 Ok(self.apply_local(batch).await)
             } else {
+                self.metrics.forwarded.increment(batch.len() as u64);
                 let mut c = self.pool.client(&owner)?;
                 c.apply(pb::ApplyRequest { ops: batch })
                     .await
@@ -173,6 +179,7 @@ impl Node {
     }
 
     async fn apply_remote(&self, owner: &Peer, op: pb::Op) -> Result<Vec<pb::OpResult>, NodeError> {
+        self.metrics.forwarded.increment(1);
         Ok(vec![self.coalescer.apply(owner, op).await?])
     }
 

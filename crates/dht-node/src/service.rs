@@ -1,8 +1,11 @@
 //! The gRPC services: `Peer` for other nodes, `Kv` for clients. Handlers only translate; the
 //! work is in the node's modules, and every error becomes a status through `From<NodeError>`.
+//! Every `Kv` call is counted and timed under its operation (see `telemetry`).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use dht_proto::v1 as pb;
 use dht_proto::v1::{kv_server::Kv, peer_server::Peer as PeerRpc};
@@ -13,12 +16,32 @@ use crate::convert;
 use crate::handoff::PAGE;
 use crate::hlc::now_ms;
 use crate::node::Node;
+use crate::telemetry::{Handoff, KvOp};
 use crate::NodeError;
 
 pub(crate) struct PeerService(pub Arc<Node>);
 pub(crate) struct KvService(pub Arc<Node>);
 
 type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::Entry, Status>> + Send>>;
+
+impl KvService {
+    /// Runs one client call, counting it by outcome and timing it under `op`. The handler's
+    /// future is awaited in place: no extra task, no allocation.
+    async fn observed<T>(
+        &self,
+        op: KvOp,
+        handler: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let start = Instant::now();
+        let result = handler.await;
+        let code = match &result {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        self.0.metrics.request(op, code, start.elapsed());
+        result
+    }
+}
 
 impl Node {
     /// Validates a client's put and turns it into an owner operation (TTL made absolute here,
@@ -162,6 +185,7 @@ impl PeerRpc for PeerService {
                                 return;
                             }
                         }
+                        node.metrics.handoff(Handoff::JoinOut, page.len() as u64);
                     }
                     Err(e) => {
                         let _ = tx.send(Err(Status::from(e))).await;
@@ -184,7 +208,9 @@ impl PeerRpc for PeerService {
         // refused, so the sender hands its keys to its next successor instead.
         let _owned = self.0.ownership.read().await;
         if self.0.left.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Status::unavailable("node is not serving: it is leaving the ring"));
+            return Err(Status::unavailable(
+                "node is not serving: it is leaving the ring",
+            ));
         }
         let mut stream = req.into_inner();
         let space = self.0.space();
@@ -203,6 +229,7 @@ impl PeerRpc for PeerService {
         if !batch.is_empty() {
             self.0.store_apply(batch).await?;
         }
+        self.0.metrics.handoff(Handoff::LeaveIn, stored);
         Ok(Response::new(pb::PushEntriesReply { stored }))
     }
 
@@ -218,144 +245,171 @@ impl PeerRpc for PeerService {
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutReply>, Status> {
-        let (key, op) = self.0.put_op(req.into_inner())?;
-        let r = self.0.route(&key, op).await?;
-        Ok(Response::new(pb::PutReply {
-            version: r.entry.and_then(|e| e.version),
-        }))
+        self.observed(KvOp::Put, async move {
+            let (key, op) = self.0.put_op(req.into_inner())?;
+            let r = self.0.route(&key, op).await?;
+            Ok(Response::new(pb::PutReply {
+                version: r.entry.and_then(|e| e.version),
+            }))
+        })
+        .await
     }
 
     async fn put_many(
         &self,
         req: Request<Streaming<pb::PutRequest>>,
     ) -> Result<Response<pb::PutManyReply>, Status> {
-        const BATCH: usize = 2048;
-        let mut stream = req.into_inner();
-        let mut stored = 0u64;
-        let mut batch = Vec::with_capacity(BATCH);
-        loop {
-            let next = stream.message().await?;
-            let done = next.is_none();
-            if let Some(req) = next {
-                batch.push(self.0.put_op(req)?);
+        self.observed(KvOp::PutMany, async move {
+            const BATCH: usize = 2048;
+            let mut stream = req.into_inner();
+            let mut stored = 0u64;
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                let next = stream.message().await?;
+                let done = next.is_none();
+                if let Some(req) = next {
+                    batch.push(self.0.put_op(req)?);
+                }
+                if batch.len() == BATCH || (done && !batch.is_empty()) {
+                    stored += self.0.route_batch(std::mem::take(&mut batch)).await?;
+                }
+                if done {
+                    break;
+                }
             }
-            if batch.len() == BATCH || (done && !batch.is_empty()) {
-                stored += self.0.route_batch(std::mem::take(&mut batch)).await?;
-            }
-            if done {
-                break;
-            }
-        }
-        Ok(Response::new(pb::PutManyReply { stored }))
+            Ok(Response::new(pb::PutManyReply { stored }))
+        })
+        .await
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetReply>, Status> {
-        let key = req.into_inner().key;
-        self.0.check_key(&key)?;
-        let op = pb::Op {
-            op: Some(pb::op::Op::Get(pb::GetOp { key: key.clone() })),
-        };
-        let r = self.0.route(&key, op).await?;
-        Ok(Response::new(match r.entry {
-            Some(e) => pb::GetReply {
-                found: true,
-                value: e.value,
-                version: e.version,
-                expires_at_ms: e.expires_at_ms,
-            },
-            None => pb::GetReply::default(),
-        }))
+        self.observed(KvOp::Get, async move {
+            let key = req.into_inner().key;
+            self.0.check_key(&key)?;
+            let op = pb::Op {
+                op: Some(pb::op::Op::Get(pb::GetOp { key: key.clone() })),
+            };
+            let r = self.0.route(&key, op).await?;
+            Ok(Response::new(match r.entry {
+                Some(e) => pb::GetReply {
+                    found: true,
+                    value: e.value,
+                    version: e.version,
+                    expires_at_ms: e.expires_at_ms,
+                },
+                None => pb::GetReply::default(),
+            }))
+        })
+        .await
     }
 
     async fn delete(
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteReply>, Status> {
-        let key = req.into_inner().key;
-        self.0.check_key(&key)?;
-        let op = pb::Op {
-            op: Some(pb::op::Op::Put(pb::Entry {
-                key: key.clone(),
-                value: Default::default(),
-                version: None,
-                deleted: true,
-                expires_at_ms: 0,
-            })),
-        };
-        let r = self.0.route(&key, op).await?;
-        Ok(Response::new(pb::DeleteReply {
-            version: r.entry.and_then(|e| e.version),
-        }))
+        self.observed(KvOp::Delete, async move {
+            let key = req.into_inner().key;
+            self.0.check_key(&key)?;
+            let op = pb::Op {
+                op: Some(pb::op::Op::Put(pb::Entry {
+                    key: key.clone(),
+                    value: Default::default(),
+                    version: None,
+                    deleted: true,
+                    expires_at_ms: 0,
+                })),
+            };
+            let r = self.0.route(&key, op).await?;
+            Ok(Response::new(pb::DeleteReply {
+                version: r.entry.and_then(|e| e.version),
+            }))
+        })
+        .await
     }
 
     async fn lookup(
         &self,
         req: Request<pb::LookupRequest>,
     ) -> Result<Response<pb::LookupReply>, Status> {
-        let key = req.into_inner().key;
-        self.0.check_key(&key)?;
-        let id = self.0.space().hash(&key);
-        let (owner, hops) = self.0.lookup(id).await?;
-        Ok(Response::new(pb::LookupReply {
-            key_id: convert::id_bytes(id),
-            owner: Some(convert::node_ref(&owner)),
-            hops,
-        }))
+        self.observed(KvOp::Lookup, async move {
+            let key = req.into_inner().key;
+            self.0.check_key(&key)?;
+            let id = self.0.space().hash(&key);
+            let (owner, hops) = self.0.lookup(id).await?;
+            Ok(Response::new(pb::LookupReply {
+                key_id: convert::id_bytes(id),
+                owner: Some(convert::node_ref(&owner)),
+                hops,
+            }))
+        })
+        .await
     }
 
     async fn node_info(
         &self,
         _req: Request<pb::NodeInfoRequest>,
     ) -> Result<Response<pb::NodeInfoReply>, Status> {
-        let node = &self.0;
-        let keys = node.store.len().map_err(NodeError::from)?;
-        let st = node.snapshot();
-        let tasks = node
-            .task_names
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        Ok(Response::new(pb::NodeInfoReply {
-            self_: Some(convert::node_ref(st.me())),
-            predecessor: st.predecessor().map(convert::node_ref),
-            successors: convert::node_refs(st.successors()),
-            fingers: convert::node_refs(&st.fingers().distinct()),
-            hash_size: node.space().bits(),
-            keys,
-            tasks,
-            replication_factor: node.cfg.replication_factor,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-        }))
+        self.observed(KvOp::Info, async move {
+            let node = &self.0;
+            let keys = node.store.len().map_err(NodeError::from)?;
+            node.metrics.store_entries.set(keys as f64);
+            let st = node.snapshot();
+            let tasks = node
+                .task_names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            Ok(Response::new(pb::NodeInfoReply {
+                self_: Some(convert::node_ref(st.me())),
+                predecessor: st.predecessor().map(convert::node_ref),
+                successors: convert::node_refs(st.successors()),
+                fingers: convert::node_refs(&st.fingers().distinct()),
+                hash_size: node.space().bits(),
+                keys,
+                tasks,
+                replication_factor: node.cfg.replication_factor,
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            }))
+        })
+        .await
     }
 
     async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinReply>, Status> {
-        let bootstrap = req.into_inner().bootstrap;
-        if bootstrap.is_empty() {
-            return Err(NodeError::InvalidArgument("join needs a bootstrap address".into()).into());
-        }
-        if !self.0.state().is_alone() {
-            return Err(NodeError::Precondition(
-                "this node is already a member of a ring; leave first".into(),
-            )
-            .into());
-        }
-        self.0.join(&[bootstrap]).await?;
-        self.0.spawn_rehome();
-        let succ = self.0.state().successor().clone();
-        Ok(Response::new(pb::JoinReply {
-            successor: Some(convert::node_ref(&succ)),
-        }))
+        self.observed(KvOp::Join, async move {
+            let bootstrap = req.into_inner().bootstrap;
+            if bootstrap.is_empty() {
+                return Err(
+                    NodeError::InvalidArgument("join needs a bootstrap address".into()).into(),
+                );
+            }
+            if !self.0.state().is_alone() {
+                return Err(NodeError::Precondition(
+                    "this node is already a member of a ring; leave first".into(),
+                )
+                .into());
+            }
+            self.0.join(&[bootstrap]).await?;
+            self.0.spawn_rehome();
+            let succ = self.0.state().successor().clone();
+            Ok(Response::new(pb::JoinReply {
+                successor: Some(convert::node_ref(&succ)),
+            }))
+        })
+        .await
     }
 
     async fn leave(
         &self,
         _req: Request<pb::LeaveRequest>,
     ) -> Result<Response<pb::LeaveReply>, Status> {
-        self.0.leave().await?;
-        // The node has handed everything over; stop the process like a SIGTERM would.
-        self.0.shutdown.cancel();
-        Ok(Response::new(pb::LeaveReply {}))
+        self.observed(KvOp::Leave, async move {
+            self.0.leave().await?;
+            // The node has handed everything over; stop the process like a SIGTERM would.
+            self.0.shutdown.cancel();
+            Ok(Response::new(pb::LeaveReply {}))
+        })
+        .await
     }
 }

@@ -79,6 +79,10 @@ pub struct Args {
     /// How often expired keys and old tombstones are purged, in milliseconds.
     #[arg(long, env = "DHT_EXPIRY_INTERVAL_MS")]
     pub expiry_interval_ms: Option<u64>,
+    /// Serve Prometheus metrics over HTTP at this address (host:port; port 0 picks a free
+    /// one, printed at startup). Default: no metrics endpoint.
+    #[arg(long, env = "DHT_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 /// The TOML file. Every key is optional; unknown keys are an error.
@@ -105,6 +109,7 @@ pub struct FileConfig {
     pub flush_interval_ms: Option<u64>,
     pub tombstone_grace_s: Option<u64>,
     pub expiry_interval_ms: Option<u64>,
+    pub metrics_addr: Option<String>,
 }
 
 /// Where and how the node stores its keys.
@@ -123,6 +128,8 @@ pub struct Settings {
     pub bind: String,
     pub bootstrap: Vec<String>,
     pub log: String,
+    /// Where to serve Prometheus metrics; `None`: nowhere, and no recorder is installed.
+    pub metrics_addr: Option<String>,
     pub storage: Storage,
     pub node: NodeConfig,
 }
@@ -186,6 +193,7 @@ impl Settings {
             bind,
             bootstrap,
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            metrics_addr: args.metrics_addr.or(file.metrics_addr),
             node: NodeConfig {
                 advertise,
                 hash_size: args.hash_size.or(file.hash_size).unwrap_or(d.hash_size),
@@ -297,6 +305,7 @@ impl Settings {
         for (name, a) in std::iter::once(("bind", &self.bind))
             .chain(std::iter::once(("advertise", &n.advertise)))
             .chain(self.bootstrap.iter().map(|b| ("bootstrap", b)))
+            .chain(self.metrics_addr.iter().map(|m| ("metrics_addr", m)))
         {
             check(valid_addr(a), format!("{name} = {a:?}: must be host:port"))?;
         }
@@ -367,6 +376,7 @@ mod tests {
             "flush_interval_ms",
             "tombstone_grace_s",
             "expiry_interval_ms",
+            "metrics_addr",
         ] {
             assert!(
                 text.contains(&format!("{key} =")),
@@ -413,5 +423,44 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.to_string().contains("bind"), "{e}");
+        let e = Settings::load(Args {
+            metrics_addr: Some("9100".into()),
+            ephemeral: true,
+            ..Args::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("metrics_addr"), "{e}");
+    }
+
+    #[test]
+    fn metrics_are_off_unless_asked_for_and_a_flag_beats_the_file() {
+        let s = Settings::load(Args {
+            ephemeral: true,
+            ..Args::default()
+        })
+        .unwrap();
+        assert_eq!(s.metrics_addr, None);
+        let dir = std::env::temp_dir().join(format!("dhtd-metrics-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "ephemeral = true\nmetrics_addr = \"127.0.0.1:9100\"\n",
+        )
+        .unwrap();
+        let from_file = Settings::load(Args {
+            config: Some(path.clone()),
+            ..Args::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.metrics_addr.as_deref(), Some("127.0.0.1:9100"));
+        let s = Settings::load(Args {
+            config: Some(path),
+            metrics_addr: Some("127.0.0.1:0".into()),
+            ..Args::default()
+        })
+        .unwrap();
+        assert_eq!(s.metrics_addr.as_deref(), Some("127.0.0.1:0"));
+        std::fs::remove_dir_all(dir).ok();
     }
 }

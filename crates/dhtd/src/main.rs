@@ -2,6 +2,7 @@
 //! `dht-node` until SIGINT/SIGTERM, which make it leave the ring gracefully and exit 0.
 
 mod config;
+mod exporter;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -59,6 +60,13 @@ async fn run(mut s: config::Settings) -> Result<()> {
     }
     // One machine-readable line on stdout, for scripts and tests that start nodes on port 0.
     println!("dhtd listening on {local} advertising {}", s.node.advertise);
+    // Before the node exists: it registers its metric handles with the recorder of the moment.
+    if let Some(addr) = &s.metrics_addr {
+        let bound = exporter::install(addr)?;
+        // A second stdout line, so `--metrics-addr HOST:0` tells where it went.
+        println!("dhtd metrics on http://{bound}/metrics");
+        tracing::info!(url = %format!("http://{bound}/metrics"), "serving Prometheus metrics");
+    }
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
     let store: Arc<dyn dht_store::Store> = match &s.storage {
