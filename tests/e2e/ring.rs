@@ -278,3 +278,61 @@ async fn a_three_node_ring_that_loses_a_node_relinks_the_two_survivors() {
     .await
     .expect("test exceeded its time bound");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_before_the_ring_noticed_rejoins_instead_of_claiming_everything() {
+    // A kill -9 and an immediate restart: the ring still lists the node. It must rejoin at its
+    // old place, not start as a ring of one that accepts writes for every key.
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let mut nodes = ring(3, &[]).await;
+        let c0 = nodes[0].client().await;
+        put_all(&c0).await;
+        let boot = nodes[0].addr.clone();
+        nodes[1].kill();
+        nodes[1].restart(&["--bootstrap", &boot]);
+        // dhtd prints its address before it has joined; wait until its tasks run.
+        let c1 = nodes[1].client().await;
+        wait_until(
+            Duration::from_secs(30),
+            "the restarted node to join",
+            || async { c1.info().await.is_ok_and(|i| !i.tasks.is_empty()) },
+        )
+        .await;
+        let info = c1.info().await.expect("info");
+        assert!(
+            !info.successors.is_empty(),
+            "the restarted node believes it is alone: {info:?}"
+        );
+        // Writes through the restarted node land at the true owners.
+        for i in 0..100 {
+            c1.put(key(i).as_bytes(), b"after-restart", None)
+                .await
+                .expect("put via restarted node");
+        }
+        let refs: Vec<&Node> = nodes.iter().collect();
+        wait_until(Duration::from_secs(60), "the ring to settle", || {
+            ring_is_stable(&refs)
+        })
+        .await;
+        for n in &refs {
+            let c = n.client().await;
+            for i in 0..KEYS {
+                let want: Vec<u8> = if i < 100 {
+                    b"after-restart".to_vec()
+                } else {
+                    value(i).into_bytes()
+                };
+                let got = c.get(key(i).as_bytes()).await.expect("get");
+                assert_eq!(
+                    got.map(|v| v.value),
+                    Some(want),
+                    "{} via {}",
+                    key(i),
+                    n.addr
+                );
+            }
+        }
+    })
+    .await
+    .expect("test exceeded its time bound");
+}

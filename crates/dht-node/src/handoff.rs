@@ -69,24 +69,49 @@ impl Node {
                     succ.addr, self.me.id
                 )));
             }
-            // The ring still lists a previous incarnation of this node: join before the
-            // first member after our id instead.
+            // The ring still lists a previous incarnation of this node (a quick restart). Our
+            // own FindStep answers "not serving" while we join alone, so the lookup of the
+            // next id goes past us to the first member after us. Never fall back to being
+            // alone here: the rest of the ring exists and would be overruled.
             let next = self.space().add(self.me.id, Id::from_u64(1));
             succ = self.find_successor_via(&bootstrap[0], next).await?;
             if succ.id == self.me.id {
-                self.state().reset();
-                return Ok(());
+                return Err(NodeError::Bootstrap(format!(
+                    "{}: the ring still lists this node's previous incarnation; retry shortly",
+                    bootstrap.join(", ")
+                )));
             }
         }
-        let (s_pred, s_list) = self.get_state(&succ).await?;
+        let result = self.adopt_successor(&succ).await;
+        if result.is_err() {
+            // A join cut short must not leave half-set pointers behind: the next stabilize
+            // would make the successor hand us a range we never received.
+            self.state().reset();
+        }
+        result
+    }
+
+    async fn adopt_successor(&self, succ: &Peer) -> Result<(), NodeError> {
+        let (s_pred, s_list) = self.get_state(succ).await?;
+        let restarted = s_pred.as_ref().is_some_and(|p| p.id == self.me.id);
         let range = {
             let mut st = self.state();
-            st.join(&succ, &s_list);
-            st.join_range(&succ, s_pred.as_ref())
+            st.join(succ, &s_list);
+            st.join_range(succ, s_pred.as_ref())
         };
-        let pulled = self.pull_range(&succ, range).await?;
-        self.notify(&succ).await?;
-        let again = self.pull_range(&succ, range).await?;
+        // If the successor's predecessor is already us (our previous incarnation), our range
+        // never moved: our keys are in our own store.
+        let pulled = if restarted {
+            0
+        } else {
+            self.pull_range(succ, range).await?
+        };
+        self.notify(succ).await?;
+        let again = if restarted {
+            0
+        } else {
+            self.pull_range(succ, range).await?
+        };
         self.metrics
             .handoff(Handoff::JoinIn, (pulled + again) as u64);
         info!(successor = %succ.addr, keys = pulled + again, "joined");
@@ -134,23 +159,41 @@ impl Node {
             let page = self.store_scan(me, me, after.clone(), PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some((last.id, last.key.clone()));
-            for e in page {
-                if self.state().owns(e.id) {
-                    continue;
-                }
-                let op = pb::Op {
-                    op: Some(pb::op::Op::Put(convert::entry(&e))),
-                };
-                match self.route(&e.key, op).await {
-                    Ok(_) => {
-                        moved += 1;
-                        self.metrics.handoff(Handoff::RehomeOut, 1);
-                    }
-                    Err(err) => {
-                        warn!(error = %err, "could not send an entry to its owner; it stays here")
-                    }
-                }
+            // Foreign entries of this page go out as one batch per owner (`route_batch`).
+            let foreign: Vec<_> = {
+                let st = self.state();
+                page.into_iter().filter(|e| !st.owns(e.id)).collect()
+            };
+            if foreign.is_empty() {
+                continue;
             }
+            let ops = foreign
+                .iter()
+                .map(|e| {
+                    let op = pb::Op {
+                        op: Some(pb::op::Op::Put(convert::entry(e))),
+                    };
+                    (e.key.clone(), op)
+                })
+                .collect();
+            let done = match self.route_batch(ops).await {
+                Ok(n) if n as usize == foreign.len() => {
+                    moved += foreign.len();
+                    self.metrics.handoff(Handoff::RehomeOut, n);
+                    // The owners now have these versions or newer ones; our copies must not
+                    // travel back later.
+                    foreign
+                        .into_iter()
+                        .map(|e| (e.id, e.key, e.record.version))
+                        .collect()
+                }
+                Ok(_) => Vec::new(),
+                Err(err) => {
+                    warn!(error = %err, "could not send entries to their owners; they stay here");
+                    Vec::new()
+                }
+            };
+            self.store_remove(done).await?;
         }
         Ok(moved)
     }
@@ -233,16 +276,66 @@ impl Node {
     }
 
     /// Rectify with the ownership lock held when the predecessor changes (our range shrinks).
-    pub(crate) async fn rectify_from(&self, n: &Peer) {
-        let decision = {
+    ///
+    /// When the new predecessor narrows our range, the part it now owns is pushed to it in the
+    /// background and our copies dropped once it acknowledged them. Usually the new node
+    /// already pulled that range while joining; this covers every other way a range can move
+    /// (a join whose lookup was stale, a node that believed itself alone for a moment).
+    pub(crate) async fn rectify_from(self: &Arc<Self>, n: &Peer) {
+        let moved = if self.state().rectify_would_adopt(n) {
             let _g = self.ownership.write().await;
-            self.state().rectify(n)
+            let mut st = self.state();
+            let before = (st.is_alone(), st.range_start());
+            let adopted = st.rectify(n) == Rectify::Adopted;
+            adopted.then_some(before)
+        } else {
+            let (decision, before) = {
+                let mut st = self.state();
+                let before = (st.is_alone(), st.range_start());
+                (st.rectify(n), before)
+            };
+            match decision {
+                // The predecessor changed between the check and now.
+                Rectify::Adopted => Some(before),
+                Rectify::CheckPredecessor(p) => {
+                    let alive = self.ping(&p).await.is_ok();
+                    let _g = self.ownership.write().await;
+                    let mut st = self.state();
+                    let before = (st.is_alone(), st.range_start());
+                    let adopted = st.rectify_after_check(n, &p, alive) == Rectify::Adopted;
+                    adopted.then_some(before)
+                }
+                _ => None,
+            }
         };
-        if let Rectify::CheckPredecessor(p) = decision {
-            let alive = self.ping(&p).await.is_ok();
-            let _g = self.ownership.write().await;
-            self.state().rectify_after_check(n, &p, alive);
-        }
+        let Some((was_alone, start)) = moved else {
+            return;
+        };
+        let me = self.me.id;
+        let from = match (was_alone, start) {
+            (true, _) => me,
+            (false, Some(s)) if dht_core::interval::between_open(n.id, s, me) => s,
+            _ => return,
+        };
+        let node = self.clone();
+        let n = n.clone();
+        let span = tracing::info_span!("task", name = "range-handoff", node = %self.me.addr);
+        self.tasks.spawn(
+            async move {
+                match node.push_range(&n, from, n.id).await {
+                    Ok(pushed) if pushed.is_empty() => {}
+                    Ok(pushed) => {
+                        let count = pushed.len();
+                        if let Err(e) = node.store_remove(pushed).await {
+                            warn!(error = %e, "could not drop handed-off copies");
+                        }
+                        info!(to = %n.addr, entries = count, "handed a range to the new predecessor");
+                    }
+                    Err(e) => warn!(to = %n.addr, error = %e, "range handoff failed; copies stay here"),
+                }
+            }
+            .instrument(span),
+        );
     }
 
     pub(crate) async fn ping(&self, p: &Peer) -> Result<(), NodeError> {
@@ -263,17 +356,27 @@ impl Node {
         self.tasks_stop.cancel();
         // NOT_SERVING now (`left` is set), before waiting for writes in flight to finish.
         self.publish_health().await;
+        // Wait for pushes to us that are under way (their entries must be in our scan); later
+        // ones are refused now that `left` is set.
+        drop(self.leave_gate.write().await);
         {
             let _g = self.ownership.write().await;
             self.serving.store(false, Ordering::SeqCst);
         }
+        self.settle_successor().await;
         let plan = self.state().leave_plan();
         let mut handed_to = None;
+        let me = self.me.id;
         for s in &plan.successors {
-            match self.push_all(s).await {
-                Ok(n) => {
+            match self.push_range(s, me, me).await {
+                Ok(pushed) => {
+                    let n = pushed.len() as u64;
                     self.metrics.handoff(Handoff::LeaveOut, n);
                     info!(successor = %s.addr, keys = n, "handed keys over");
+                    // Our copies must not travel back later (see `push_range`).
+                    if let Err(e) = self.store_remove(pushed).await {
+                        warn!(error = %e, "could not drop handed-off copies");
+                    }
                     handed_to = Some(s.clone());
                     break;
                 }
@@ -304,32 +407,84 @@ impl Node {
         Ok(())
     }
 
-    /// Streams every stored entry to `s`; returns how many it acknowledged.
-    async fn push_all(&self, s: &Peer) -> Result<u64, NodeError> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<pb::Entry>(PAGE);
-        let me = self.me.id;
-        let mut after = None;
-        let mut pages = Vec::new();
-        // Scan first, then stream: the store is ours alone now that we stopped serving.
-        loop {
-            let page = self.store_scan(me, me, after.clone(), PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some((last.id, last.key.clone()));
-            pages.push(page);
-        }
-        let feeder = tokio::spawn(async move {
-            for e in pages.iter().flatten() {
-                if tx.send(convert::entry(e)).await.is_err() {
-                    break;
+    /// Before a leave hands its keys over, make sure our successor knows us as its
+    /// predecessor: a node that joined between us and our successor since our last stabilize
+    /// would otherwise own our range while our keys went to the old successor.
+    async fn settle_successor(&self) {
+        for _ in 0..20 {
+            self.stabilize_once().await;
+            let Some(s) = self.state().successors().first().cloned() else {
+                return;
+            };
+            if let Ok((Some(p), _)) = self.get_state(&s).await {
+                if p.id == self.me.id {
+                    return;
                 }
             }
+            tokio::time::sleep(self.cfg.stabilize_interval.min(Duration::from_millis(100))).await;
+        }
+        warn!("successor does not list this node as its predecessor; handing keys over anyway");
+    }
+
+    /// Streams the entries of `(from, to]` to `to_peer`, page by page (never the whole range
+    /// in memory), and returns what it acknowledged: (id, key, version) of every entry, so the
+    /// caller can drop exactly those copies. A copy left behind after a handoff could travel
+    /// back one day (a leave, a rehome) after its owner purged a newer tombstone, and a
+    /// deleted key would reappear.
+    pub(crate) async fn push_range(
+        &self,
+        to_peer: &Peer,
+        from: Id,
+        to: Id,
+    ) -> Result<Vec<(Id, Vec<u8>, dht_store::Version)>, NodeError> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::Entry>(PAGE);
+        let store = self.store.clone();
+        let feeder = tokio::spawn(async move {
+            let mut after = None;
+            let mut pushed = Vec::new();
+            loop {
+                let (st, a) = (store.clone(), after.clone());
+                let page = tokio::task::spawn_blocking(move || st.scan(from, to, a, PAGE))
+                    .await
+                    .map_err(|e| NodeError::Internal(format!("storage task: {e}")))??;
+                let Some(last) = page.last() else { break };
+                after = Some((last.id, last.key.clone()));
+                for e in &page {
+                    if tx.send(convert::entry(e)).await.is_err() {
+                        return Err(NodeError::Internal("the receiving stream closed".into()));
+                    }
+                    pushed.push((e.id, e.key.clone(), e.record.version));
+                }
+            }
+            Ok::<_, NodeError>(pushed)
         });
-        let mut c = self.pool.bulk_client(s)?;
-        let r = c
+        let mut c = self.pool.bulk_client(to_peer)?;
+        let reply = c
             .push_entries(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
-            .map_err(peer_err(&s.addr))?;
-        let _ = feeder.await;
-        Ok(r.into_inner().stored)
+            .map_err(peer_err(&to_peer.addr));
+        let pushed = feeder
+            .await
+            .map_err(|e| NodeError::Internal(format!("handoff task: {e}")))??;
+        let stored = reply?.into_inner().stored;
+        if stored != pushed.len() as u64 {
+            return Err(NodeError::Internal(format!(
+                "{} acknowledged {stored} of {} entries",
+                to_peer.addr,
+                pushed.len()
+            )));
+        }
+        Ok(pushed)
+    }
+
+    pub(crate) async fn store_remove(
+        &self,
+        entries: Vec<(Id, Vec<u8>, dht_store::Version)>,
+    ) -> Result<usize, NodeError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.remove_versions(&entries))
+            .await
+            .map_err(|e| NodeError::Internal(format!("storage task: {e}")))?
+            .map_err(NodeError::from)
     }
 }

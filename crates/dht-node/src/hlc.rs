@@ -16,6 +16,9 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// How far ahead of the local clock an observed version may be.
+const MAX_AHEAD_MS: u64 = 24 * 3600 * 1000;
+
 #[derive(Debug)]
 pub struct Hlc {
     node: u64,
@@ -34,15 +37,25 @@ impl Hlc {
     pub fn next(&self) -> Version {
         let physical = now_ms() << Version::LOGICAL_BITS;
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        *last = (*last + 1).max(physical);
+        *last = last.saturating_add(1).max(physical);
         Version {
             hlc: *last,
             node: self.node,
         }
     }
 
-    /// Moves the clock past a version seen from elsewhere.
+    /// Moves the clock past a version seen from elsewhere, unless that version claims a time
+    /// more than a day ahead of ours: a peer with a broken clock (or a hostile one) must not
+    /// drag every later write of this node into the far future.
     pub fn observe(&self, v: Version) {
+        let horizon = (now_ms() + MAX_AHEAD_MS) << Version::LOGICAL_BITS;
+        if v.hlc > horizon {
+            tracing::warn!(
+                hlc = v.hlc,
+                "ignoring a version far ahead of this node's clock"
+            );
+            return;
+        }
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         *last = (*last).max(v.hlc);
     }
@@ -64,5 +77,12 @@ mod tests {
         };
         c.observe(far);
         assert!(c.next() > far);
+        // A version from the far future is not adopted, and nothing overflows.
+        let absurd = Version {
+            hlc: u64::MAX,
+            node: 1,
+        };
+        c.observe(absurd);
+        assert!(c.next() < absurd);
     }
 }

@@ -28,6 +28,10 @@ pub struct Node {
     /// predecessor changes in a way that hands part of our range away, so a handoff cannot
     /// miss a write that was in flight when ownership moved.
     pub(crate) ownership: tokio::sync::RwLock<()>,
+    /// Held shared by a key push arriving at this node, exclusively (briefly) by a leave, so a
+    /// leave never scans its store while entries are still arriving. Separate from
+    /// `ownership` so a long transfer does not hold up client requests.
+    pub(crate) leave_gate: tokio::sync::RwLock<()>,
     /// False while joining (keys not yet received) and once leaving began.
     pub(crate) serving: AtomicBool,
     pub(crate) left: AtomicBool,
@@ -72,6 +76,7 @@ impl Node {
             hlc: Hlc::new(me.id.low_u64()),
             state: Mutex::new(state),
             ownership: tokio::sync::RwLock::new(()),
+            leave_gate: tokio::sync::RwLock::new(()),
             serving: AtomicBool::new(true),
             left: AtomicBool::new(false),
             tasks_stop,

@@ -66,6 +66,17 @@ impl Node {
         Ok((req.key.to_vec(), op))
     }
 
+    /// A node that has left answers no ring question: its reset ("alone") tables would tell
+    /// others it owns everything.
+    fn check_member(&self) -> Result<(), Status> {
+        if self.left.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Status::unavailable(
+                "node is not serving: it has left the ring",
+            ));
+        }
+        Ok(())
+    }
+
     fn check_hash_size(&self, theirs: u32) -> Result<(), NodeError> {
         let ours = self.space().bits();
         if theirs != ours {
@@ -81,8 +92,17 @@ impl PeerRpc for PeerService {
         &self,
         req: Request<pb::FindStepRequest>,
     ) -> Result<Response<pb::FindStepReply>, Status> {
+        self.0.check_member()?;
         let key = convert::id(self.0.space(), &req.into_inner().key_id)?;
-        let step = self.0.state().find_step(key);
+        let step = {
+            let st = self.0.state();
+            // Joining alone (a restart the ring has not noticed): our empty tables would claim
+            // every key. Refuse, so lookups skip us via our predecessor's successor list.
+            if !self.0.is_serving() && st.is_alone() {
+                return Err(Status::unavailable("node is not serving: joining"));
+            }
+            st.find_step(key)
+        };
         Ok(Response::new(convert::step(&step)))
     }
 
@@ -104,6 +124,7 @@ impl PeerRpc for PeerService {
         &self,
         _req: Request<pb::GetStateRequest>,
     ) -> Result<Response<pb::GetStateReply>, Status> {
+        self.0.check_member()?;
         let st = self.0.state();
         Ok(Response::new(pb::GetStateReply {
             self_: Some(convert::node_ref(st.me())),
@@ -206,7 +227,7 @@ impl PeerRpc for PeerService {
         // Held for the whole stream: a leave of this node waits for it (the leave's own scan
         // then includes these entries), and a push that arrives after the leave began is
         // refused, so the sender hands its keys to its next successor instead.
-        let _owned = self.0.ownership.read().await;
+        let _gate = self.0.leave_gate.read().await;
         if self.0.left.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Status::unavailable(
                 "node is not serving: it is leaving the ring",
@@ -260,17 +281,23 @@ impl Kv for KvService {
         req: Request<Streaming<pb::PutRequest>>,
     ) -> Result<Response<pb::PutManyReply>, Status> {
         self.observed(KvOp::PutMany, async move {
+            // A batch is bounded by count and by bytes, so one stream of large values cannot
+            // hold gigabytes in memory.
             const BATCH: usize = 2048;
+            const BATCH_BYTES: usize = 8 * 1024 * 1024;
             let mut stream = req.into_inner();
             let mut stored = 0u64;
             let mut batch = Vec::with_capacity(BATCH);
+            let mut bytes = 0usize;
             loop {
                 let next = stream.message().await?;
                 let done = next.is_none();
                 if let Some(req) = next {
+                    bytes += req.key.len() + req.value.len();
                     batch.push(self.0.put_op(req)?);
                 }
-                if batch.len() == BATCH || (done && !batch.is_empty()) {
+                if batch.len() == BATCH || bytes >= BATCH_BYTES || (done && !batch.is_empty()) {
+                    bytes = 0;
                     stored += self.0.route_batch(std::mem::take(&mut batch)).await?;
                 }
                 if done {
