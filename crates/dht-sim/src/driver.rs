@@ -23,7 +23,7 @@ impl World {
                     self.advance_lookup(slot, next);
                 }
             }
-            (Cont::Stabilize { epoch }, Resp::State { pred, list }) => {
+            (Cont::Stabilize { epoch, .. }, Resp::State { pred, list }) => {
                 let node = &mut self.nodes[me as usize];
                 if node.stab_epoch != epoch {
                     return;
@@ -49,7 +49,7 @@ impl World {
                 self.make_member(me);
                 self.begin_stabilize(me);
             }
-            (Cont::Probe | Cont::CheckPred, _) => {}
+            (Cont::Probe { .. } | Cont::CheckPred { .. }, _) => {}
             (cont, resp) => debug_assert!(false, "reply {resp:?} does not fit {cont:?}"),
         }
     }
@@ -65,9 +65,21 @@ impl World {
                     self.advance_lookup(slot, next);
                 }
             }
-            Cont::Stabilize { epoch } => {
+            Cont::Stabilize { epoch, retried } => {
                 let node = &mut self.nodes[me as usize];
                 if node.stab_epoch != epoch {
+                    return;
+                }
+                if !retried {
+                    self.call(
+                        me,
+                        &peer_p,
+                        Req::GetState,
+                        Cont::Stabilize {
+                            epoch,
+                            retried: true,
+                        },
+                    );
                     return;
                 }
                 if let Some(mut st) = node.stabilize.take() {
@@ -75,8 +87,14 @@ impl World {
                     self.drive_stabilize(me, st, step);
                 }
             }
-            Cont::Probe => self.nodes[me as usize].state.on_peer_dead(peer_p.id),
-            Cont::CheckPred => {
+            Cont::Probe { retried: false } => {
+                self.call(me, &peer_p, Req::Ping, Cont::Probe { retried: true })
+            }
+            Cont::Probe { retried: true } => self.nodes[me as usize].state.on_peer_dead(peer_p.id),
+            Cont::CheckPred { retried: false } => {
+                self.call(me, &peer_p, Req::Ping, Cont::CheckPred { retried: true })
+            }
+            Cont::CheckPred { retried: true } => {
                 let st = &mut self.nodes[me as usize].state;
                 if st.predecessor().is_some_and(|p| p.id == peer_p.id) {
                     st.on_predecessor_dead();
@@ -128,10 +146,10 @@ impl World {
                 let probe = n.state.next_probe();
                 let pred = n.state.predecessor().cloned();
                 if let Some(p) = probe {
-                    self.call(node, &p, Req::Ping, Cont::Probe);
+                    self.call(node, &p, Req::Ping, Cont::Probe { retried: false });
                 }
                 if let Some(p) = pred {
-                    self.call(node, &p, Req::Ping, Cont::CheckPred);
+                    self.call(node, &p, Req::Ping, Cont::CheckPred { retried: false });
                 }
             }
             TimerKind::FixFinger => {
@@ -171,7 +189,15 @@ impl World {
                 StabilizeStep::Query(p) => {
                     let epoch = n.stab_epoch;
                     n.stabilize = Some(st);
-                    self.call(node, &p, Req::GetState, Cont::Stabilize { epoch });
+                    self.call(
+                        node,
+                        &p,
+                        Req::GetState,
+                        Cont::Stabilize {
+                            epoch,
+                            retried: false,
+                        },
+                    );
                     return;
                 }
                 StabilizeStep::Notify(s) => {

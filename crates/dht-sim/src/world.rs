@@ -85,13 +85,20 @@ pub(crate) enum Cont {
         slot: u32,
         gen: u32,
     },
+    /// `retried`: like dhtd, a maintenance call that times out is sent once more before the
+    /// callee is presumed dead.
     Stabilize {
         epoch: u64,
+        retried: bool,
     },
     /// Liveness probe of a successor-list entry beyond the first.
-    Probe,
+    Probe {
+        retried: bool,
+    },
     /// Check predecessor.
-    CheckPred,
+    CheckPred {
+        retried: bool,
+    },
     /// The callee of a rectify from `n` pings its predecessor before replacing it.
     RectifyCheck {
         n: Ix,
