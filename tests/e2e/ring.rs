@@ -292,12 +292,17 @@ async fn a_node_restarted_before_the_ring_noticed_rejoins_instead_of_claiming_ev
         nodes[1].restart(&["--bootstrap", &boot]);
         // dhtd prints its address before it has joined; wait until its tasks run.
         let c1 = nodes[1].client().await;
-        wait_until(
-            Duration::from_secs(30),
-            "the restarted node to join",
-            || async { c1.info().await.is_ok_and(|i| !i.tasks.is_empty()) },
-        )
+        let joined = tokio::time::timeout(Duration::from_secs(60), async {
+            while !c1.info().await.is_ok_and(|i| !i.tasks.is_empty()) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
         .await;
+        assert!(
+            joined.is_ok(),
+            "the restarted node did not join:\n{}",
+            nodes[1].log_text()
+        );
         let info = c1.info().await.expect("info");
         assert!(
             !info.successors.is_empty(),

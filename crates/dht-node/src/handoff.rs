@@ -34,26 +34,45 @@ impl Node {
         result
     }
 
+    /// Retries a join that failed for a transient reason (a timeout under load, the ring
+    /// still listing our previous incarnation) for a few seconds; gives up at once on a
+    /// refusal (hash size, id collision), and after three rounds when no bootstrap answers.
     async fn join_inner(&self, bootstrap: &[String]) -> Result<(), NodeError> {
         let mut last_err = None;
-        let mut found = None;
-        'outer: for _attempt in 0..3 {
-            for addr in bootstrap {
-                match self.find_successor_via(addr, self.me.id).await {
-                    Ok(s) => {
-                        found = Some(s);
-                        break 'outer;
-                    }
-                    Err(e @ NodeError::HashSizeMismatch { .. }) => return Err(e),
-                    Err(NodeError::Peer { status, .. })
-                        if status.code() == tonic::Code::FailedPrecondition =>
-                    {
-                        return Err(NodeError::Precondition(status.message().to_string()))
-                    }
-                    Err(e) => last_err = Some(e),
+        for attempt in 0..10 {
+            match self.join_once(bootstrap).await {
+                Ok(()) => return Ok(()),
+                Err(e @ (NodeError::HashSizeMismatch { .. } | NodeError::Precondition(_))) => {
+                    return Err(e)
+                }
+                Err(e @ NodeError::Bootstrap(_)) if attempt >= 2 => return Err(e),
+                Err(e) => {
+                    warn!(attempt, error = %e, "join attempt failed; retrying");
+                    last_err = Some(e);
                 }
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Err(last_err.unwrap_or_else(|| NodeError::Bootstrap(bootstrap.join(", "))))
+    }
+
+    async fn join_once(&self, bootstrap: &[String]) -> Result<(), NodeError> {
+        let mut last_err = None;
+        let mut found = None;
+        for addr in bootstrap {
+            match self.find_successor_via(addr, self.me.id).await {
+                Ok(s) => {
+                    found = Some(s);
+                    break;
+                }
+                Err(e @ NodeError::HashSizeMismatch { .. }) => return Err(e),
+                Err(NodeError::Peer { status, .. })
+                    if status.code() == tonic::Code::FailedPrecondition =>
+                {
+                    return Err(NodeError::Precondition(status.message().to_string()))
+                }
+                Err(e) => last_err = Some(e),
+            }
         }
         let Some(mut succ) = found else {
             let why = last_err.map(|e| e.to_string()).unwrap_or_default();
@@ -76,10 +95,9 @@ impl Node {
             let next = self.space().add(self.me.id, Id::from_u64(1));
             succ = self.find_successor_via(&bootstrap[0], next).await?;
             if succ.id == self.me.id {
-                return Err(NodeError::Bootstrap(format!(
-                    "{}: the ring still lists this node's previous incarnation; retry shortly",
-                    bootstrap.join(", ")
-                )));
+                return Err(NodeError::Internal(
+                    "the ring still lists this node's previous incarnation".into(),
+                ));
             }
         }
         let result = self.adopt_successor(&succ).await;
