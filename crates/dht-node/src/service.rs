@@ -126,6 +126,11 @@ impl PeerRpc for PeerService {
     ) -> Result<Response<pb::GetStateReply>, Status> {
         self.0.check_member()?;
         let st = self.0.state();
+        // Joining alone after a restart the ring has not noticed: our empty list would replace
+        // our predecessor's whole successor list. Refuse until we have joined.
+        if !self.0.is_serving() && st.is_alone() {
+            return Err(Status::unavailable("node is not serving: joining"));
+        }
         Ok(Response::new(pb::GetStateReply {
             self_: Some(convert::node_ref(st.me())),
             predecessor: st.predecessor().map(convert::node_ref),
