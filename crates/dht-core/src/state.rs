@@ -42,6 +42,8 @@ pub struct NodeState {
     /// keeps serving its own keys while waiting for the next rectify; only a join (a new
     /// predecessor) narrows it.
     pub(crate) range_start: Option<Id>,
+    /// Keys the last rectify moved to the new predecessor; see `take_given_up`.
+    pub(crate) given_up: Option<(Id, Id)>,
     pub(crate) succ: SuccessorList,
     pub(crate) fingers: FingerTable,
     pub(crate) dead: DeadSet,
@@ -61,6 +63,7 @@ impl NodeState {
             me,
             pred: None,
             range_start: None,
+            given_up: None,
             dead: DeadSet::default(),
             round: 0,
             probe_cursor: 0,

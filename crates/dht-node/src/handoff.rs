@@ -303,37 +303,25 @@ impl Node {
         let moved = if self.state().rectify_would_adopt(n) {
             let _g = self.ownership.write().await;
             let mut st = self.state();
-            let before = (st.is_alone(), st.range_start());
-            let adopted = st.rectify(n) == Rectify::Adopted;
-            adopted.then_some(before)
+            st.rectify(n);
+            st.take_given_up()
         } else {
-            let (decision, before) = {
-                let mut st = self.state();
-                let before = (st.is_alone(), st.range_start());
-                (st.rectify(n), before)
-            };
+            let decision = self.state().rectify(n);
             match decision {
                 // The predecessor changed between the check and now.
-                Rectify::Adopted => Some(before),
+                Rectify::Adopted => self.state().take_given_up(),
                 Rectify::CheckPredecessor(p) => {
                     let alive = self.ping(&p).await.is_ok();
                     let _g = self.ownership.write().await;
                     let mut st = self.state();
-                    let before = (st.is_alone(), st.range_start());
-                    let adopted = st.rectify_after_check(n, &p, alive) == Rectify::Adopted;
-                    adopted.then_some(before)
+                    st.rectify_after_check(n, &p, alive);
+                    st.take_given_up()
                 }
-                _ => None,
+                Rectify::Kept => None,
             }
         };
-        let Some((was_alone, start)) = moved else {
+        let Some((from, _)) = moved else {
             return;
-        };
-        let me = self.me.id;
-        let from = match (was_alone, start) {
-            (true, _) => me,
-            (false, Some(s)) if dht_core::interval::between_open(n.id, s, me) => s,
-            _ => return,
         };
         let node = self.clone();
         let n = n.clone();
