@@ -15,7 +15,7 @@ use dht_proto::v1 as pb;
 use tracing::{info, warn, Instrument};
 
 use crate::convert;
-use crate::node::Node;
+use crate::node::{blocking, Node};
 use crate::pool::peer_err;
 use crate::telemetry::Handoff;
 use crate::NodeError;
@@ -449,10 +449,8 @@ impl Node {
             let mut after = None;
             let mut pushed = Vec::new();
             loop {
-                let (st, a) = (store.clone(), after.clone());
-                let page = tokio::task::spawn_blocking(move || st.scan(from, to, a, PAGE))
-                    .await
-                    .map_err(|e| NodeError::Internal(format!("storage task: {e}")))??;
+                let a = after.clone();
+                let page = blocking(&store, move |s| s.scan(from, to, a, PAGE)).await?;
                 let Some(last) = page.last() else { break };
                 after = Some((last.id, last.key.clone()));
                 for e in &page {
@@ -481,16 +479,5 @@ impl Node {
             )));
         }
         Ok(pushed)
-    }
-
-    pub(crate) async fn store_remove(
-        &self,
-        entries: Vec<(Id, Vec<u8>, dht_store::Version)>,
-    ) -> Result<usize, NodeError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.remove_versions(&entries))
-            .await
-            .map_err(|e| NodeError::Internal(format!("storage task: {e}")))?
-            .map_err(NodeError::from)
     }
 }

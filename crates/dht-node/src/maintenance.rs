@@ -11,7 +11,7 @@ use dht_core::{Stabilize, StabilizeStep};
 use tracing::{debug, warn, Instrument};
 
 use crate::hlc::now_ms;
-use crate::node::Node;
+use crate::node::{blocking, Node};
 
 pub(crate) fn spawn_all(node: &Arc<Node>) {
     let cfg = node.cfg.clone();
@@ -184,20 +184,18 @@ impl Node {
         self.metrics
             .predecessor_known
             .set(if has_pred { 1.0 } else { 0.0 });
-        let store = self.store.clone();
-        if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || store.len()).await {
+        if let Ok(n) = blocking(&self.store, |s| s.len()).await {
             self.metrics.store_entries.set(n as f64);
         }
     }
 
     pub(crate) async fn expiry_sweep_once(&self) {
-        let store = self.store.clone();
         let grace = self.cfg.tombstone_grace.as_millis() as u64;
         let now = now_ms();
-        match tokio::task::spawn_blocking(move || store.purge(now, grace)).await {
-            Ok(Ok(n)) if n > 0 => debug!(purged = n, "expiry sweep"),
-            Ok(Err(e)) => warn!(error = %e, "expiry sweep failed"),
-            _ => {}
+        match blocking(&self.store, move |s| s.purge(now, grace)).await {
+            Ok(n) if n > 0 => debug!(purged = n, "expiry sweep"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "expiry sweep failed"),
         }
     }
 }

@@ -180,19 +180,11 @@ impl Node {
     // -------------------------------------------------------------- storage on a blocking thread
 
     pub(crate) async fn store_apply(&self, entries: Vec<Entry>) -> Result<Vec<bool>, NodeError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.apply(&entries))
-            .await
-            .map_err(|e| NodeError::Internal(format!("storage task: {e}")))?
-            .map_err(NodeError::from)
+        blocking(&self.store, move |s| s.apply(&entries)).await
     }
 
     pub(crate) async fn store_get(&self, id: Id, key: Vec<u8>) -> Result<Option<Entry>, NodeError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.get(id, &key))
-            .await
-            .map_err(|e| NodeError::Internal(format!("storage task: {e}")))?
-            .map_err(NodeError::from)
+        blocking(&self.store, move |s| s.get(id, &key)).await
     }
 
     pub(crate) async fn store_scan(
@@ -202,10 +194,27 @@ impl Node {
         after: Option<(Id, Vec<u8>)>,
         limit: usize,
     ) -> Result<Vec<Entry>, NodeError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.scan(from, to, after, limit))
-            .await
-            .map_err(|e| NodeError::Internal(format!("storage task: {e}")))?
-            .map_err(NodeError::from)
+        blocking(&self.store, move |s| s.scan(from, to, after, limit)).await
     }
+
+    pub(crate) async fn store_remove(
+        &self,
+        entries: Vec<(Id, Vec<u8>, dht_store::Version)>,
+    ) -> Result<usize, NodeError> {
+        blocking(&self.store, move |s| s.remove_versions(&entries)).await
+    }
+}
+
+/// Runs one storage call on a blocking thread: engines block (a durable one waits for its
+/// commit), and async tasks must not.
+pub(crate) async fn blocking<T, F>(store: &Arc<dyn Store>, call: F) -> Result<T, NodeError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> Result<T, dht_store::StoreError> + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || call(store.as_ref()))
+        .await
+        .map_err(|e| NodeError::Internal(format!("storage task: {e}")))?
+        .map_err(NodeError::from)
 }

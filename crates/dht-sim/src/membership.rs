@@ -7,7 +7,7 @@
 
 use rand::RngExt;
 
-use dht_core::{successor_in, NodeState, Peer};
+use dht_core::{NodeState, Peer};
 
 use crate::engine::Time;
 use crate::world::{Event, Ix, Purpose, SimNode, World};
@@ -165,13 +165,13 @@ impl World {
         })
     }
 
-    /// Installs the ideal tables on every member at once: the fast build mode. Uses only the
-    /// core's public operations (join, rectify, set_finger), in O(r + log² N) per node.
+    /// Installs the ideal tables on every member at once: the fast build mode, through the
+    /// core's own `NodeState::set_ideal` (O(r + log² N) per node).
     pub fn install_ideal(&mut self) {
         let ring = self.ring();
-        for (i, p) in ring.iter().enumerate() {
+        for p in &ring {
             let ix = self.by_id[&p.id];
-            install_ideal(&mut self.nodes[ix as usize].state, &ring, i);
+            self.nodes[ix as usize].state.set_ideal(&ring);
         }
     }
 
@@ -188,28 +188,6 @@ impl World {
     }
 }
 
-/// Sets `st` (member `i` of the sorted `ring`) to what the membership gives: the next r
-/// members, the previous member, and every finger. Equivalent to [`NodeState::set_ideal`]
-/// (a unit test checks that) but without cloning the whole ring per node, which made the
-/// latter quadratic at 100,000 nodes.
-pub fn install_ideal(st: &mut NodeState, ring: &[Peer], i: usize) {
-    let n = ring.len();
-    if n < 2 {
-        return;
-    }
-    let r = st.config().successors;
-    let after: Vec<Peer> = (1..n).take(r).map(|k| ring[(i + k) % n].clone()).collect();
-    st.join(&after[0], &after[1..]);
-    st.rectify(&ring[(i + n - 1) % n]);
-    loop {
-        let (f, start) = st.next_finger();
-        st.set_finger(f, successor_in(ring, start));
-        if st.next_finger().0 == 0 {
-            break;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use crate::world::tests::cfg;
@@ -217,7 +195,7 @@ mod tests {
     use dht_core::{Id, NodeState};
 
     #[test]
-    fn install_ideal_equals_the_cores_set_ideal() {
+    fn the_fast_build_installs_the_cores_ideal_tables() {
         let mut w = World::new(cfg(3)).unwrap();
         w.build_ideal(200);
         let ring = w.ring();

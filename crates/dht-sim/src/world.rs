@@ -606,14 +606,7 @@ impl World {
 
     fn on_request(&mut self, from: Ix, to: Ix, sent: Time, req: Req, cont: Cont) {
         if !self.nodes[to as usize].alive {
-            self.q.at(
-                sent + self.cfg.timeout,
-                Event::Timeout {
-                    node: from,
-                    peer: to,
-                    cont,
-                },
-            );
+            self.time_out(from, to, sent, cont);
             return;
         }
         let st = &self.nodes[to as usize].state;
@@ -637,16 +630,21 @@ impl World {
             ),
             None => {
                 self.counters.lost += 1;
-                self.q.at(
-                    sent + self.cfg.timeout,
-                    Event::Timeout {
-                        node: from,
-                        peer: to,
-                        cont,
-                    },
-                )
+                self.time_out(from, to, sent, cont);
             }
         }
+    }
+
+    /// The caller of a request sent at `sent` that will never be answered sees a timeout.
+    fn time_out(&mut self, from: Ix, to: Ix, sent: Time, cont: Cont) {
+        self.q.at(
+            sent + self.cfg.timeout,
+            Event::Timeout {
+                node: from,
+                peer: to,
+                cont,
+            },
+        );
     }
 }
 
