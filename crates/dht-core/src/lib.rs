@@ -9,9 +9,11 @@
 //! Modules: [`id`] (identifiers, SHA-1, the circle), [`interval`] (modular interval tests),
 //! `peer`, `successors`, `finger`, `dead` (the node's tables), `state` (routing, ownership,
 //! failure, join and leave decisions), [`lookup`] (iterative lookup), `stabilize`, `rectify`,
-//! `fix_fingers` (maintenance), [`placement`] (replica sets), `config`, [`invariants`] (Zave's ring properties
+//! `fix_fingers` (maintenance), `coldstart` (who starts the ring when
+//! every node waits for another), [`placement`] (replica sets), `config`, [`invariants`] (Zave's ring properties
 //! over a snapshot of states, for tests and the simulator).
 
+mod coldstart;
 mod config;
 mod dead;
 mod error;
@@ -31,6 +33,7 @@ mod successors;
 #[cfg(test)]
 mod tests;
 
+pub use coldstart::{ColdStart, ColdStartStep, Heard, Standing};
 pub use config::ChordConfig;
 pub use dead::DeadSet;
 pub use error::CoreError;
