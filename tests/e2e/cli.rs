@@ -66,7 +66,7 @@ fn bad_input_gives_documented_exit_codes_and_the_node_keeps_serving() {
 }
 
 #[test]
-fn a_node_that_cannot_reach_any_bootstrap_exits_with_one_line_naming_them() {
+fn a_node_that_cannot_reach_any_bootstrap_within_its_limit_exits_with_one_line_naming_them() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = free.local_addr().unwrap().to_string();
     drop(free);
@@ -77,6 +77,8 @@ fn a_node_that_cannot_reach_any_bootstrap_exits_with_one_line_naming_them() {
             "--ephemeral",
             "--timeout",
             "1",
+            "--bootstrap-timeout-s",
+            "2",
             "--bootstrap",
             &dead,
         ])
@@ -99,6 +101,9 @@ fn nodes_with_different_hash_sizes_refuse_to_join() {
             "--ephemeral",
             "--hash-size",
             "16",
+            // Bounds the test even if the mismatch were not detected.
+            "--bootstrap-timeout-s",
+            "20",
             "--bootstrap",
             &a.addr,
         ])

@@ -72,6 +72,15 @@ impl Node {
         Node::try_start(extra).unwrap_or_else(|(log, e)| panic!("dhtd failed to start: {e}\n{log}"))
     }
 
+    /// Starts a node listening on `bind` (an address from [`free_addrs`]), for tests that
+    /// must know every address before any node starts (one shared bootstrap list).
+    pub fn start_at(bind: &str, extra: &[&str]) -> Node {
+        let dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Node::spawn(dir, bind, args)
+            .unwrap_or_else(|(log, e)| panic!("dhtd failed to start on {bind}: {e}\n{log}"))
+    }
+
     pub fn try_start(extra: &[&str]) -> Result<Node, (String, String)> {
         let dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -200,6 +209,18 @@ impl Drop for Node {
             let _ = self.child.wait();
         }
     }
+}
+
+/// `n` distinct 127.0.0.1 addresses whose ports the kernel just handed out as free. The
+/// listeners are closed before returning, so a dhtd can bind each (another process could
+/// take one in between; the ephemeral range makes that unlikely).
+pub fn free_addrs(n: usize) -> Vec<String> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("local addr").to_string())
+        .collect()
 }
 
 /// Runs `dhtctl` against `node` (if any) and returns its output.

@@ -2,6 +2,7 @@
 //! `dht-client`. Every test is bounded in time and kills its processes when it ends.
 
 mod cli;
+mod coldstart;
 mod harness;
 mod observe;
 mod ring;

@@ -14,10 +14,10 @@ use crate::harness::{
     dhtctl, dhtctl_stdin, restart_ring, ring, ring_is_stable, run_dhtd, wait_until, Node,
 };
 
-const KEYS: usize = 10_000;
+pub(crate) const KEYS: usize = 10_000;
 const CONCURRENCY: usize = 64;
 
-fn key(i: usize) -> String {
+pub(crate) fn key(i: usize) -> String {
     format!("durable-{i:05}")
 }
 
@@ -40,7 +40,7 @@ fn second_value(i: usize) -> String {
 }
 
 /// The value a reader must see for key `i` once every write was acknowledged.
-fn latest(i: usize) -> Option<String> {
+pub(crate) fn latest(i: usize) -> Option<String> {
     if deleted(i) {
         None
     } else if overwritten(i) {
@@ -59,7 +59,7 @@ fn now_ms() -> u64 {
 
 /// Puts every key (each through one of `clients` in turn), overwrites some and deletes some;
 /// every write is acknowledged before the next phase starts.
-async fn write_everything(clients: &[Client]) {
+pub(crate) async fn write_everything(clients: &[Client]) {
     let client = |i: usize| clients[i % clients.len()].clone();
     stream::iter(0..KEYS)
         .for_each_concurrent(CONCURRENCY, |i| {
@@ -94,7 +94,7 @@ async fn write_everything(clients: &[Client]) {
 }
 
 /// Reads every key through `c`; returns a description of each one that is not its latest value.
-async fn wrong_keys(c: &Client) -> Vec<String> {
+pub(crate) async fn wrong_keys(c: &Client) -> Vec<String> {
     stream::iter(0..KEYS)
         .map(|i| {
             let c = c.clone();
@@ -115,7 +115,7 @@ async fn wrong_keys(c: &Client) -> Vec<String> {
 }
 
 /// Every key reads back its latest value (deleted ones: not found) through every node.
-async fn assert_latest_everywhere(nodes: &[&Node], when: &str) {
+pub(crate) async fn assert_latest_everywhere(nodes: &[&Node], when: &str) {
     let checks = nodes.iter().map(|n| async move {
         let c = n.client().await;
         (n.addr.clone(), wrong_keys(&c).await)

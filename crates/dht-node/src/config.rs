@@ -26,6 +26,9 @@ pub struct NodeConfig {
     pub tombstone_grace: Duration,
     /// How often expired entries and old tombstones are purged.
     pub expiry_interval: Duration,
+    /// How long to wait for a ring to join or start before giving up; `None`: for ever (a
+    /// daemon under a service manager should wait for its peers, not exit).
+    pub bootstrap_timeout: Option<Duration>,
 }
 
 impl Default for NodeConfig {
@@ -44,6 +47,7 @@ impl Default for NodeConfig {
             max_value_bytes: 1024 * 1024,
             tombstone_grace: Duration::from_secs(24 * 3600),
             expiry_interval: Duration::from_secs(10),
+            bootstrap_timeout: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! off the wire is checked here: ids must be 20 bytes, inside the ring's space, and a peer's id
 //! must be the hash of its address.
 
-use dht_core::{Id, IdSpace, Peer, Step};
+use dht_core::{Id, IdSpace, Peer, Standing, Step};
 use dht_proto::v1 as pb;
 use dht_store::{Entry, Record, Version};
 
@@ -106,5 +106,23 @@ pub fn from_entry(space: IdSpace, e: pb::Entry) -> Entry {
             expires_at_ms: (e.expires_at_ms != 0).then_some(e.expires_at_ms),
         },
         key: e.key.to_vec(),
+    }
+}
+
+/// A probe's standing. An unset standing comes from a node that predates cold start, which
+/// answered only as a member.
+pub fn standing(s: i32) -> Standing {
+    match pb::Standing::try_from(s) {
+        Ok(pb::Standing::Waiting) => Standing::Waiting,
+        Ok(pb::Standing::Joining) => Standing::Joining,
+        _ => Standing::Member,
+    }
+}
+
+pub fn standing_to(s: Standing) -> pb::Standing {
+    match s {
+        Standing::Member => pb::Standing::Member,
+        Standing::Waiting => pb::Standing::Waiting,
+        Standing::Joining => pb::Standing::Joining,
     }
 }

@@ -348,6 +348,7 @@ impl Node {
         let mut c = self.pool.client(p)?;
         c.ping(pb::PingRequest {
             hash_size: self.space().bits(),
+            ..Default::default()
         })
         .await
         .map_err(peer_err(&p.addr))?;

@@ -9,13 +9,14 @@
 //! metrics through the `metrics` facade and never exports them itself: install a recorder
 //! before [`Node::new`] to collect them (see [`telemetry`]).
 //!
-//! Modules: `node` (state and lifecycle), `routing` (lookups, owner routing, local apply),
+//! Modules: `node` (state and lifecycle), `coldstart` (waiting for a ring to join or start), `routing` (lookups, owner routing, local apply),
 //! `handoff` (join and leave), `maintenance` (periodic tasks), `service` (gRPC handlers),
 //! `convert` (wire ↔ domain), `pool` (peer channels), `coalesce` (per-peer batching), `hlc`
 //! (write versions), `error`, `telemetry` (metric names and handles), `health` (gRPC health
 //! following join and leave).
 
 mod coalesce;
+mod coldstart;
 mod config;
 mod convert;
 mod error;

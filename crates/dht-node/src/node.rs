@@ -50,6 +50,8 @@ pub struct Node {
     pub(crate) metrics: crate::telemetry::Metrics,
     /// gRPC health, kept in step with `serving` and `left`.
     pub(crate) health: crate::health::Health,
+    /// The cold start in progress, if any: what probes answer while we wait.
+    pub(crate) cold: crate::coldstart::Board,
 }
 
 impl Node {
@@ -72,6 +74,7 @@ impl Node {
             ),
             metrics,
             health: crate::health::Health::new(),
+            cold: crate::coldstart::Board::new(),
             pool,
             hlc: Hlc::new(me.id.low_u64()),
             state: Mutex::new(state),
@@ -116,7 +119,8 @@ impl Node {
     }
 
     /// Serves `listener` until the shutdown token is cancelled, joining the ring through
-    /// `bootstrap` first (an empty list starts a new ring). On shutdown the node leaves
+    /// `bootstrap` first (an empty list, or one naming only this node, starts a new ring; a
+    /// list of nodes that are all still waiting starts one by the cold-start rule). On shutdown the node leaves
     /// gracefully: keys to the successor, neighbours relinked. Besides `Peer` and `Kv` the
     /// server answers `grpc.health.v1.Health`, SERVING only between join and leave.
     pub async fn run(
@@ -150,11 +154,19 @@ impl Node {
             .into_iter()
             .filter(|b| *b != self.cfg.advertise)
             .collect();
+        // With bootstrap addresses, wait for a ring to join, or start it if the cold-start
+        // rule says so (docs/protocol.md, "Cold start"); without, start a new ring.
         if !bootstrap.is_empty() {
-            if let Err(e) = self.join(&bootstrap).await {
+            if let Err(e) = self.cold_start(&bootstrap).await {
                 server_stop.cancel();
                 let _ = server.await;
                 return Err(e);
+            }
+            if self.shutdown.is_cancelled() {
+                // Told to stop while still waiting: nothing to hand over, nobody to tell.
+                server_stop.cancel();
+                let _ = server.await;
+                return Ok(());
             }
         }
         self.publish_health().await;

@@ -71,6 +71,11 @@ impl Node {
     /// ownership is moving (a join or leave in progress, a dead owner not yet routed around),
     /// up to the configured timeout.
     pub(crate) async fn route(&self, key: &[u8], op: pb::Op) -> Result<pb::OpResult, NodeError> {
+        if self.cold.is_waiting() {
+            return Err(NodeError::NotServing(
+                "waiting for its bootstrap nodes to form a ring",
+            ));
+        }
         let id = self.space().hash(key);
         let deadline = Instant::now() + self.cfg.timeout;
         let mut delay = Duration::from_millis(5);

@@ -157,16 +157,35 @@ impl PeerRpc for PeerService {
     }
 
     async fn ping(&self, req: Request<pb::PingRequest>) -> Result<Response<pb::PingReply>, Status> {
-        let theirs = req.into_inner().hash_size;
-        if theirs != 0 {
-            self.0.check_hash_size(theirs)?;
+        let req = req.into_inner();
+        if req.hash_size != 0 {
+            self.0.check_hash_size(req.hash_size)?;
         }
         if self.0.left.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Status::unavailable("node has left the ring"));
         }
+        // A cold-start probe: the sender counts as heard, whether or not our list names it.
+        // Advisory only: a sender we cannot place (another hash size) is not recorded, and
+        // still gets our answer, from which it learns the mismatch.
+        if let Some(from) = &req.from {
+            let space = self.0.space();
+            if let (Ok(peer), Ok(lowest)) = (
+                convert::peer(space, from),
+                convert::opt_peer(space, req.lowest.as_ref()),
+            ) {
+                self.0.cold.heard(dht_core::Heard {
+                    peer,
+                    standing: convert::standing(req.standing),
+                    lowest,
+                });
+            }
+        }
+        let (standing, lowest) = self.0.standing();
         Ok(Response::new(pb::PingReply {
             node: Some(convert::node_ref(self.0.me())),
             hash_size: self.0.space().bits(),
+            standing: convert::standing_to(standing) as i32,
+            lowest: lowest.as_ref().map(convert::node_ref),
         }))
     }
 
@@ -366,6 +385,12 @@ impl Kv for KvService {
         self.observed(KvOp::Lookup, async move {
             let key = req.into_inner().key;
             self.0.check_key(&key)?;
+            if self.0.cold.is_waiting() {
+                return Err(NodeError::NotServing(
+                    "waiting for its bootstrap nodes to form a ring",
+                )
+                .into());
+            }
             let id = self.0.space().hash(&key);
             let (owner, hops) = self.0.lookup(id).await?;
             Ok(Response::new(pb::LookupReply {
@@ -415,6 +440,12 @@ impl Kv for KvService {
                 return Err(
                     NodeError::InvalidArgument("join needs a bootstrap address".into()).into(),
                 );
+            }
+            if self.0.cold.is_waiting() {
+                return Err(NodeError::Precondition(
+                    "this node is waiting for its bootstrap nodes to form a ring; restart it with the bootstrap list to join instead".into(),
+                )
+                .into());
             }
             if !self.0.state().is_alone() {
                 return Err(NodeError::Precondition(

@@ -53,7 +53,7 @@ pub async fn run(client: &Client, args: BenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("--key-size must be at least 12 bytes");
     }
     let value = Arc::new(vec![b'v'; args.value_size]);
-    println!(
+    out!(
         "bench: {} ops, concurrency {}, {}-byte values, via {}",
         args.ops,
         args.concurrency,
@@ -124,7 +124,7 @@ pub async fn run(client: &Client, args: BenchArgs) -> anyhow::Result<()> {
         } else {
             String::new()
         };
-        println!(
+        out!(
             "{phase}: {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  errors {errors}{unit}",
             total as f64 / secs,
             hist.value_at_quantile(0.50) as f64 / 1000.0,

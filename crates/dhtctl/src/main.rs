@@ -4,6 +4,17 @@
 //! out, 4 request rejected (invalid argument), 5 any other failure. Every error is one line
 //! on stderr.
 
+/// `println!` that ends the process quietly when stdout is closed (`dhtctl info | head`)
+/// instead of panicking on the broken pipe, as a shell tool is expected to.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 mod bench;
 
 use std::io::{Read, Write};
@@ -98,6 +109,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         Some(ClientError::Unreachable { .. } | ClientError::Timeout { .. }) => 3,
         // The ring could not find or reach the key's owner in time.
         Some(ClientError::Unavailable(m)) if m.contains("within") => 3,
+        // The node is joining, leaving, or still waiting for its ring to form: try later.
+        Some(ClientError::Unavailable(m)) if m.contains("not serving") => 3,
         Some(ClientError::InvalidArgument(_)) => 4,
         _ => 5,
     }
@@ -146,7 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 value.into_bytes()
             };
             client.put(key.as_bytes(), &value, ttl).await?;
-            println!("OK");
+            out!("OK");
         }
         Cmd::Get { key, raw } => match client.get(key.as_bytes()).await? {
             Some(v) if raw => {
@@ -154,7 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 out.write_all(&v.value)?;
                 out.flush()?;
             }
-            Some(v) if cli.json => println!(
+            Some(v) if cli.json => out!(
                 "{{\"key\":{},\"value\":{},\"version\":{},\"expires_at_ms\":{}}}",
                 json_str(&key),
                 json_str(&String::from_utf8_lossy(&v.value)),
@@ -162,7 +175,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 v.expires_at_ms
                     .map_or("null".to_string(), |t| t.to_string())
             ),
-            Some(v) => println!("{}", String::from_utf8_lossy(&v.value)),
+            Some(v) => out!("{}", String::from_utf8_lossy(&v.value)),
             None => {
                 eprintln!("dhtctl: key not found: {key}");
                 return Ok(1);
@@ -170,12 +183,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         },
         Cmd::Delete { key } => {
             client.delete(key.as_bytes()).await?;
-            println!("OK");
+            out!("OK");
         }
         Cmd::Lookup { key } => {
             let r = client.lookup(key.as_bytes()).await?;
             if cli.json {
-                println!(
+                out!(
                     "{{\"key\":{},\"key_id\":\"{}\",\"owner\":{},\"owner_id\":\"{}\",\"hops\":{}}}",
                     json_str(&key),
                     r.key_id,
@@ -184,9 +197,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     r.hops
                 );
             } else {
-                println!("key_id {}", r.key_id);
-                println!("owner  {} ({})", r.owner.addr, r.owner.id);
-                println!(
+                out!("key_id {}", r.key_id);
+                out!("owner  {} ({})", r.owner.addr, r.owner.id);
+                out!(
                     "hops   {} (nodes contacted until the key's predecessor answered)",
                     r.hops
                 );
@@ -195,11 +208,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Info => print_info(&client.info().await?, cli.json),
         Cmd::Join { bootstrap } => {
             let s = client.join(&bootstrap).await?;
-            println!("joined; successor {}", s.addr);
+            out!("joined; successor {}", s.addr);
         }
         Cmd::Leave => {
             client.leave().await?;
-            println!("left the ring");
+            out!("left the ring");
         }
         Cmd::Bench(args) => {
             if args.ops == 0 || args.concurrency == 0 {
@@ -241,7 +254,7 @@ fn print_info(i: &dht_client::NodeInfo, json: bool) {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        println!(
+        out!(
             "{{\"addr\":{},\"id\":\"{}\",\"predecessor\":{},\"successors\":[{}],\"fingers\":[{}],\"hash_size\":{},\"keys\":{},\"replication_factor\":{},\"tasks\":[{}],\"version\":{}}}",
             json_str(&i.me.addr),
             i.me.id,
@@ -256,8 +269,8 @@ fn print_info(i: &dht_client::NodeInfo, json: bool) {
         );
         return;
     }
-    println!("node         {} ({})", i.me.addr, i.me.id);
-    println!(
+    out!("node         {} ({})", i.me.addr, i.me.id);
+    out!(
         "predecessor  {}",
         i.predecessor
             .as_ref()
@@ -269,11 +282,11 @@ fn print_info(i: &dht_client::NodeInfo, json: bool) {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    println!("successors   {}", addrs(&i.successors));
-    println!("fingers      {}", addrs(&i.fingers));
-    println!("hash_size    {}", i.hash_size);
-    println!("keys         {}", i.keys);
-    println!("replication  {}", i.replication_factor);
-    println!("tasks        {}", i.tasks.join(" "));
-    println!("version      {}", i.version);
+    out!("successors   {}", addrs(&i.successors));
+    out!("fingers      {}", addrs(&i.fingers));
+    out!("hash_size    {}", i.hash_size);
+    out!("keys         {}", i.keys);
+    out!("replication  {}", i.replication_factor);
+    out!("tasks        {}", i.tasks.join(" "));
+    out!("version      {}", i.version);
 }

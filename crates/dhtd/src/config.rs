@@ -26,9 +26,15 @@ pub struct Args {
     /// Defaults to --bind.
     #[arg(long, env = "DHT_ADVERTISE")]
     pub advertise: Option<String>,
-    /// A member of the ring to join (repeatable). None: start a new ring.
+    /// A member of the ring to join (repeatable, or comma-separated). The same list can be
+    /// given to every node, this one included: nodes that all wait agree on one to start the
+    /// ring. None: start a new ring.
     #[arg(long = "bootstrap", env = "DHT_BOOTSTRAP", value_delimiter = ',')]
     pub bootstrap: Vec<String>,
+    /// Give up (exit 1) when no ring could be joined or started within this many seconds.
+    /// Default: keep trying for ever, as a daemon under a service manager should.
+    #[arg(long, env = "DHT_BOOTSTRAP_TIMEOUT_S")]
+    pub bootstrap_timeout_s: Option<f64>,
     /// TOML configuration file (see config/dhtd.example.toml).
     #[arg(long, env = "DHT_CONFIG")]
     pub config: Option<PathBuf>,
@@ -92,6 +98,7 @@ pub struct FileConfig {
     pub bind: Option<String>,
     pub advertise: Option<String>,
     pub bootstrap: Option<Vec<String>>,
+    pub bootstrap_timeout_s: Option<f64>,
     pub hash_size: Option<u32>,
     pub replication_factor: Option<u32>,
     pub timeout: Option<f64>,
@@ -151,14 +158,35 @@ impl Settings {
             .bind
             .or(file.bind)
             .unwrap_or_else(|| "127.0.0.1:5000".into());
-        let advertise = args
-            .advertise
-            .or(file.advertise)
-            .unwrap_or_else(|| bind.clone());
+        let advertise = args.advertise.or(file.advertise);
         let bootstrap = if args.bootstrap.is_empty() {
             file.bootstrap.unwrap_or_default()
         } else {
             args.bootstrap
+        };
+        // `DHT_BOOTSTRAP=` (empty) or a trailing comma must not become an address.
+        let bootstrap = bootstrap
+            .into_iter()
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty())
+            .collect::<Vec<String>>();
+        // One file for every machine: with a wildcard bind and no advertise, this machine's
+        // own entry of the shared list says where it is reached.
+        let advertise = match advertise {
+            Some(a) => a,
+            None if is_wildcard(&bind) => {
+                own_entry(&bind, &bootstrap).unwrap_or_else(|| bind.clone())
+            }
+            None => bind.clone(),
+        };
+        let bootstrap_timeout = match args.bootstrap_timeout_s.or(file.bootstrap_timeout_s) {
+            None => None,
+            Some(s) if s.is_finite() && s > 0.0 && s <= 365.0 * 86400.0 => {
+                Some(Duration::from_secs_f64(s))
+            }
+            Some(s) => bail!(
+                "bootstrap_timeout_s = {s}: must be a number of seconds in (0, 31536000]; leave it unset to wait for ever"
+            ),
         };
         let ms =
             |v: Option<u64>, f: Option<u64>, d: Duration| v.or(f).map_or(d, Duration::from_millis);
@@ -240,6 +268,7 @@ impl Settings {
                     file.expiry_interval_ms,
                     d.expiry_interval,
                 ),
+                bootstrap_timeout,
             },
         };
         s.validate()?;
@@ -311,7 +340,7 @@ impl Settings {
         }
         if n.advertise.starts_with("0.0.0.0:") || n.advertise.starts_with("[::]:") {
             bail!(
-                "advertise = {:?}: a wildcard address cannot be reached; set --advertise",
+                "advertise = {:?}: a wildcard address cannot be reached; set advertise, or list this machine's own address (same port) in bootstrap",
                 n.advertise
             );
         }
@@ -338,6 +367,29 @@ fn default_data_dir(advertise: &str) -> Result<PathBuf> {
     Ok(base.join("dht").join(port))
 }
 
+fn is_wildcard(bind: &str) -> bool {
+    bind.starts_with("0.0.0.0:") || bind.starts_with("[::]:")
+}
+
+/// The entry of `list` that names this machine on `bind`'s port: its host resolves to an
+/// address of a local interface (one we can bind a socket to; nothing is sent). Lets every
+/// machine of a LAN share one configuration file that lists all of them.
+fn own_entry(bind: &str, list: &[String]) -> Option<String> {
+    use std::net::ToSocketAddrs;
+    let port: u16 = bind.rsplit_once(':')?.1.parse().ok()?;
+    list.iter()
+        .find(|entry| {
+            entry.to_socket_addrs().is_ok_and(|mut addrs| {
+                addrs.any(|a| {
+                    a.port() == port
+                        && !a.ip().is_unspecified()
+                        && std::net::UdpSocket::bind((a.ip(), 0)).is_ok()
+                })
+            })
+        })
+        .cloned()
+}
+
 fn valid_addr(a: &str) -> bool {
     match a.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
@@ -359,6 +411,7 @@ mod tests {
             "bind",
             "advertise",
             "bootstrap",
+            "bootstrap_timeout_s",
             "hash_size",
             "replication_factor",
             "timeout",
@@ -462,5 +515,36 @@ mod tests {
         .unwrap();
         assert_eq!(s.metrics_addr.as_deref(), Some("127.0.0.1:0"));
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_wildcard_bind_advertises_this_machines_entry_of_the_shared_list() {
+        // 192.0.2.0/24 is TEST-NET-1: never a local address, and nothing is sent to it.
+        let list = vec![
+            "192.0.2.10:5000".to_string(),
+            "127.0.0.1:5001".to_string(),
+            "127.0.0.1:5000".to_string(),
+        ];
+        assert_eq!(
+            own_entry("0.0.0.0:5000", &list).as_deref(),
+            Some("127.0.0.1:5000")
+        );
+        assert_eq!(own_entry("0.0.0.0:5002", &list), None);
+        let s = Settings::load(Args {
+            bind: Some("0.0.0.0:5001".into()),
+            bootstrap: list.clone(),
+            ephemeral: true,
+            ..Args::default()
+        })
+        .expect("settings");
+        assert_eq!(s.node.advertise, "127.0.0.1:5001");
+        let err = Settings::load(Args {
+            bind: Some("0.0.0.0:5009".into()),
+            bootstrap: list,
+            ephemeral: true,
+            ..Args::default()
+        })
+        .expect_err("no entry for this machine");
+        assert!(err.to_string().contains("advertise"), "{err}");
     }
 }

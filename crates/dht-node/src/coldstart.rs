@@ -1,0 +1,222 @@
+//! Cold start: a node whose bootstrap list names nodes that may all be waiting too (a LAN's
+//! first boot, a power cut) probes them round after round and follows `dht-core`'s
+//! [`ColdStart`] rule: join any member, else let the lowest waiting node start the ring
+//! (docs/protocol.md, "Cold start").
+//!
+//! The probe is the `Ping` RPC with the sender's standing and its "lowest" hearsay; a probe
+//! received counts as heard, so a node learns of waiting peers its own list does not name.
+//! While it waits the node is NOT_SERVING (health and `Kv`), and with nothing heard it backs
+//! off up to [`MAX_BACKOFF`], waking early when a probe arrives.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use dht_core::{ColdStart, ColdStartStep, Heard, Peer, Standing};
+use dht_proto::v1 as pb;
+use tracing::{info, warn};
+
+use crate::convert;
+use crate::node::Node;
+use crate::pool::peer_err;
+use crate::NodeError;
+
+/// The longest pause between probe rounds while nothing answers.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How long a silent stretch may last before the "still waiting" line is logged again.
+const LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// What the node's services need to know about a cold start in progress: whether we wait,
+/// the hearsay we pass on, and who probed us.
+pub(crate) struct Board {
+    waiting: AtomicBool,
+    inner: Mutex<Inner>,
+    /// Wakes a backed-off round early when a probe arrives.
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Inner {
+    lowest: Option<Peer>,
+    /// Probes received, by address, with when they arrived.
+    inbound: HashMap<String, (Heard, Instant)>,
+}
+
+impl Board {
+    pub(crate) fn new() -> Board {
+        Board {
+            waiting: AtomicBool::new(false),
+            inner: Mutex::new(Inner::default()),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Records a probe from a node (a waiting one, or a member saying so).
+    pub(crate) fn heard(&self, h: Heard) {
+        let addr = h.peer.addr.to_string();
+        self.inner().inbound.insert(addr, (h, Instant::now()));
+        self.wake.notify_one();
+    }
+
+    /// Probes received within `window`; older ones are forgotten (their sender may be gone).
+    fn recent(&self, window: Duration) -> Vec<Heard> {
+        let mut inner = self.inner();
+        inner.inbound.retain(|_, (_, at)| at.elapsed() <= window);
+        inner.inbound.values().map(|(h, _)| h.clone()).collect()
+    }
+}
+
+impl Node {
+    /// How this node stands, as a probe reply tells it.
+    pub(crate) fn standing(&self) -> (Standing, Option<Peer>) {
+        if self.cold.is_waiting() {
+            (Standing::Waiting, self.cold.inner().lowest.clone())
+        } else if self.is_serving() && !self.left.load(Ordering::SeqCst) {
+            (Standing::Member, None)
+        } else {
+            (Standing::Joining, None)
+        }
+    }
+
+    /// Waits until this node is a member of the ring its bootstrap list leads to: joined
+    /// through a member, or started by the rule. Returns early (Ok) if the node is told to
+    /// stop while waiting; fails on a refusal (hash size, id collision) or when the configured
+    /// `bootstrap_timeout` passes.
+    pub(crate) async fn cold_start(&self, bootstrap: &[String]) -> Result<(), NodeError> {
+        let space = self.space();
+        let base = self.cfg.stabilize_interval;
+        let listed: Vec<Peer> = bootstrap
+            .iter()
+            .map(|a| Peer::from_addr(space, a))
+            .collect();
+        let mut rule = ColdStart::new(self.me.clone());
+        let mut extra: Vec<Peer> = Vec::new();
+        let mut delay = base;
+        let began = Instant::now();
+        let mut last_log: Option<Instant> = None;
+        self.serving.store(false, Ordering::SeqCst);
+        self.cold.waiting.store(true, Ordering::SeqCst);
+        self.publish_health().await;
+        loop {
+            let targets: Vec<&Peer> = listed.iter().chain(extra.iter()).collect();
+            let answers =
+                futures::future::join_all(targets.iter().map(|p| self.probe(p, &rule))).await;
+            let mut heard = Vec::new();
+            for (p, a) in targets.iter().zip(answers) {
+                match a {
+                    Ok(h) => heard.push(h),
+                    Err(e @ NodeError::HashSizeMismatch { .. }) => return self.stop_waiting(e),
+                    Err(e) => tracing::debug!(peer = %p.addr, error = %e, "probe failed"),
+                }
+            }
+            heard.extend(self.cold.recent(2 * delay.max(base)));
+            let step = rule.on_round(&heard);
+            self.cold.inner().lowest = Some(rule.lowest().clone());
+            match step {
+                ColdStartStep::Start => {
+                    info!(
+                        heard = heard.len(),
+                        "no ring to join and this node is the lowest waiting one: starting the ring"
+                    );
+                    self.cold.waiting.store(false, Ordering::SeqCst);
+                    self.serving.store(true, Ordering::SeqCst);
+                    return Ok(());
+                }
+                ColdStartStep::Join(members) => {
+                    self.cold.waiting.store(false, Ordering::SeqCst);
+                    let addrs: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
+                    match self.join(&addrs).await {
+                        Ok(()) => return Ok(()),
+                        Err(
+                            e @ (NodeError::HashSizeMismatch { .. } | NodeError::Precondition(_)),
+                        ) => return self.stop_waiting(e),
+                        Err(e) => {
+                            warn!(error = %e, "joining through a member failed; waiting again");
+                            self.serving.store(false, Ordering::SeqCst);
+                            self.cold.waiting.store(true, Ordering::SeqCst);
+                            self.publish_health().await;
+                        }
+                    }
+                }
+                ColdStartStep::Wait { probe } => extra = probe,
+            }
+            if heard.is_empty() {
+                delay = (delay * 2).min(MAX_BACKOFF.max(base));
+                if last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+                    warn!(
+                        bootstrap = %bootstrap.join(", "),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "no bootstrap node answers; still waiting for the ring (NOT_SERVING)"
+                    );
+                    last_log = Some(Instant::now());
+                }
+            } else {
+                delay = base;
+            }
+            if let Some(limit) = self.cfg.bootstrap_timeout {
+                if began.elapsed() >= limit {
+                    return self.stop_waiting(NodeError::Bootstrap(format!(
+                        "{} (gave up after {} s)",
+                        bootstrap.join(", "),
+                        limit.as_secs_f64()
+                    )));
+                }
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {
+                    self.cold.waiting.store(false, Ordering::SeqCst);
+                    return Ok(());
+                }
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.cold.wake.notified(), if delay > base => {}
+            }
+        }
+    }
+
+    fn stop_waiting(&self, e: NodeError) -> Result<(), NodeError> {
+        self.cold.waiting.store(false, Ordering::SeqCst);
+        Err(e)
+    }
+
+    /// One cold-start probe: tells `p` how we stand and what we heard, and returns its answer.
+    async fn probe(&self, p: &Peer, rule: &ColdStart) -> Result<Heard, NodeError> {
+        let mut c = self.pool.client(p)?;
+        // hash_size 0: the callee skips its own check, and we compare its answer ourselves.
+        let r = c
+            .ping(pb::PingRequest {
+                hash_size: 0,
+                from: Some(convert::node_ref(&self.me)),
+                standing: pb::Standing::Waiting as i32,
+                lowest: Some(convert::node_ref(rule.lowest())),
+            })
+            .await
+            .map_err(peer_err(&p.addr))?
+            .into_inner();
+        if r.hash_size != self.space().bits() {
+            return Err(NodeError::HashSizeMismatch {
+                ours: self.space().bits(),
+                theirs: r.hash_size,
+            });
+        }
+        let space = self.space();
+        let peer = match &r.node {
+            Some(n) => convert::peer(space, n)?,
+            None => p.clone(),
+        };
+        Ok(Heard {
+            peer,
+            standing: convert::standing(r.standing),
+            lowest: convert::opt_peer(space, r.lowest.as_ref())?,
+        })
+    }
+}
