@@ -93,8 +93,10 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError>;
 
-    /// Deletes expired entries, and tombstones older than `tombstone_grace_ms`. Returns how
-    /// many entries were removed.
+    /// Deletes expired entries (those with `now_ms >= expires_at_ms`), and tombstones whose
+    /// version is at least `tombstone_grace_ms` old (`now_ms` minus the version's
+    /// [`Version::physical_ms`]; a version ahead of `now_ms` counts as age 0). Returns how many
+    /// entries were removed.
     fn purge(&self, now_ms: u64, tombstone_grace_ms: u64) -> Result<usize, StoreError>;
 
     /// Removes each entry whose stored version is still exactly the given one; an entry that
