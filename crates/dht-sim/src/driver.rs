@@ -49,6 +49,9 @@ impl World {
                 self.make_member(me);
                 self.begin_stabilize(me);
             }
+            (Cont::ColdProbe { round }, Resp::ColdProbe { standing, lowest }) => {
+                self.on_cold_reply(me, round, Some((from_peer, standing, lowest)))
+            }
             (Cont::Probe { .. } | Cont::CheckPred { .. }, _) => {}
             (cont, resp) => debug_assert!(false, "reply {resp:?} does not fit {cont:?}"),
         }
@@ -106,6 +109,8 @@ impl World {
                     .state
                     .rectify_after_check(&n_peer, &peer_p, false);
             }
+            // A probe that is not answered is simply not heard.
+            Cont::ColdProbe { round } => self.on_cold_reply(me, round, None),
             Cont::JoinState => {
                 // The successor died before answering: start over after a round.
                 let attempt = self.nodes[me as usize].join_attempt;
@@ -325,11 +330,22 @@ impl World {
             return;
         }
         n.join_attempt = attempt;
+        if self.cold.has(node) {
+            // The cold-start rule, not a random member, decides what a failed join leads to.
+            self.cold_join_failed(node);
+            return;
+        }
         let Some(via) = self.random_member() else {
             // The first node is a ring of one.
             self.make_member(node);
             return;
         };
+        self.join_via(node, via, attempt);
+    }
+
+    /// Join attempt `attempt` of `node` through the member `via`, which looks up the node's
+    /// successor; a check gives up on the attempt if it has not completed in 5 rounds.
+    pub(crate) fn join_via(&mut self, node: Ix, via: Ix, attempt: u32) {
         let id = self.nodes[node as usize].state.id();
         self.record("join-via", node, via);
         self.start_lookup(via, id, Purpose::Join(node));

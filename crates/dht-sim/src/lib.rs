@@ -8,9 +8,11 @@
 //!
 //! Modules: [`engine`] (event queue and virtual clock), [`net`] (latency and loss),
 //! [`world`] (nodes, calls, timeouts, builds), `driver` (lookups, stabilize, rectify and join
-//! driven through the core), [`trace`] (the events before a violation), [`stats`] (summaries),
+//! driven through the core), [`coldstart`] (the core's cold-start rule driven on the virtual
+//! network), [`trace`] (the events before a violation), [`stats`] (summaries),
 //! [`report`] (CSV, SVG and tables), [`experiments`] (one module per experiment).
 
+pub mod coldstart;
 pub mod engine;
 pub mod experiments;
 pub mod net;

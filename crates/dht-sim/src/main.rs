@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use dht_sim::experiments::{
     check::{self, CheckArgs},
     churn::{self, ChurnArgs},
+    cold_start::{self, ColdStartArgs},
     failures::{self, FailuresArgs},
     load::{self, LoadArgs},
     partition::{self, PartitionArgs},
@@ -48,6 +49,9 @@ enum Exp {
     Check(CheckArgs),
     /// Build a large ring and run many lookups; wall time and peak memory on stderr.
     Scale(ScaleArgs),
+    /// N nodes with one bootstrap list and no ring: rounds until the cold-start rule and the
+    /// protocol give one ideal ring.
+    ColdStart(ColdStartArgs),
 }
 
 fn main() {
@@ -63,6 +67,7 @@ fn main() {
         Exp::PartitionRisk(a) => partition::partition_risk(c, a),
         Exp::Check(a) => check::check(c, a),
         Exp::Scale(a) => scale::scale(c, a),
+        Exp::ColdStart(a) => cold_start::cold_start(c, a),
     };
     match res {
         Ok(text) => print!("{text}"),

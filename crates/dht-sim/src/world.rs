@@ -15,10 +15,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use dht_core::invariants::{check_ideal, check_ring, RingShape, Violation};
-use dht_core::{ChordConfig, Id, Lookup, NodeState, Peer, Stabilize, Step};
+use dht_core::{ChordConfig, Id, Lookup, NodeState, Peer, Stabilize, Standing, Step};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
+use crate::coldstart::{Cold, ColdEvent};
 use crate::engine::{Queue, Time};
 use crate::net::NetModel;
 use crate::trace::{Trace, TraceRec};
@@ -68,14 +69,26 @@ pub(crate) enum Req {
     FindStep(Id),
     GetState,
     Ping,
+    /// A waiting node's cold-start probe, with its hearsay of the lowest waiting node.
+    ColdProbe {
+        lowest: Peer,
+    },
 }
 
 /// What a remote call answers.
 #[derive(Clone, Debug)]
 pub(crate) enum Resp {
     Step(Step),
-    State { pred: Option<Peer>, list: Vec<Peer> },
+    State {
+        pred: Option<Peer>,
+        list: Vec<Peer>,
+    },
     Pong,
+    /// How the callee stands, and its hearsay when it waits too.
+    ColdProbe {
+        standing: Standing,
+        lowest: Option<Peer>,
+    },
 }
 
 /// What the caller does with the answer: the continuation of a call.
@@ -105,6 +118,10 @@ pub(crate) enum Cont {
     },
     /// A joining node fetches its successor's list.
     JoinState,
+    /// A waiting node's cold-start probe, sent in its probe round `round`.
+    ColdProbe {
+        round: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,6 +185,8 @@ pub(crate) enum Event {
         safe: bool,
     },
     Spawn,
+    /// Cold start (`crate::coldstart`): a node boots, or ends a probe round.
+    Cold(ColdEvent),
 }
 
 pub(crate) struct SimNode {
@@ -251,6 +270,8 @@ pub struct World {
     /// Failures and joins injected (the last 1,000), for violation reports.
     pub(crate) faults: std::collections::VecDeque<String>,
     pub(crate) next_name: u64,
+    /// Nodes that find their ring by the cold-start rule (none outside that experiment).
+    pub(crate) cold: Cold,
 }
 
 impl World {
@@ -274,6 +295,7 @@ impl World {
             counters: Counters::default(),
             faults: std::collections::VecDeque::new(),
             next_name: 0,
+            cold: Cold::default(),
         })
     }
 
@@ -601,6 +623,7 @@ impl World {
                     self.start_join(ix);
                 }
             }
+            Event::Cold(e) => self.on_cold(e),
         }
     }
 
@@ -617,6 +640,7 @@ impl World {
                 list: st.successors().to_vec(),
             },
             Req::Ping => Resp::Pong,
+            Req::ColdProbe { lowest } => self.on_cold_probe(from, to, lowest),
         };
         match self.cfg.net.transit(&mut self.rng) {
             Some(d) => self.q.after(

@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod churn;
+pub mod cold_start;
 pub mod failures;
 pub mod load;
 pub mod partition;
