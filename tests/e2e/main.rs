@@ -4,6 +4,7 @@
 mod cli;
 mod coldstart;
 mod harness;
+mod lifecycle;
 mod observe;
 mod ring;
 mod storage;

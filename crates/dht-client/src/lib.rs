@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use dht_proto::v1 as pb;
 use dht_proto::v1::kv_client::KvClient;
+pub use dht_proto::v1::Reason;
+use prost::Message;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
@@ -20,12 +22,52 @@ pub enum ClientError {
     Timeout { addr: String, timeout_ms: u64 },
     #[error("rejected: {0}")]
     InvalidArgument(String),
-    #[error("unavailable: {0}")]
-    Unavailable(String),
+    /// The node answered but could not serve the request now; `reason` says why (joining or
+    /// leaving, owner not reached in time, ...), the message only explains.
+    #[error("unavailable: {message}")]
+    Unavailable { reason: Reason, message: String },
     #[error("refused: {0}")]
     Refused(String),
     #[error("server error ({code:?}): {message}")]
     Server { code: Code, message: String },
+}
+
+impl ClientError {
+    /// Classifies a failed call to the node at `addr` by its status code and the typed
+    /// reason a dht node attaches to every error (never by message text). A status without
+    /// that detail came from the transport: the node was not reached.
+    pub fn from_status(addr: &str, timeout: Duration, s: tonic::Status) -> ClientError {
+        let message = s.message().to_string();
+        let reason = pb::ErrorDetail::decode(s.details())
+            .ok()
+            .filter(|d| d.from_node)
+            .map(|d| d.reason());
+        let timed_out = || ClientError::Timeout {
+            addr: addr.to_string(),
+            timeout_ms: timeout.as_millis() as u64,
+        };
+        match (s.code(), reason) {
+            (Code::InvalidArgument | Code::OutOfRange, _) => ClientError::InvalidArgument(message),
+            (
+                _,
+                Some(
+                    r @ (Reason::NotServing
+                    | Reason::Left
+                    | Reason::NotOwner
+                    | Reason::Overloaded
+                    | Reason::NoOwner),
+                ),
+            ) => ClientError::Unavailable { reason: r, message },
+            (Code::FailedPrecondition, _) => ClientError::Refused(message),
+            (Code::DeadlineExceeded | Code::Cancelled, _) => timed_out(),
+            (Code::Unavailable, None) => ClientError::Unreachable {
+                addr: addr.to_string(),
+                detail: message,
+            },
+            (Code::Unavailable, Some(reason)) => ClientError::Unavailable { reason, message },
+            (code, _) => ClientError::Server { code, message },
+        }
+    }
 }
 
 /// A stored value as read back.
@@ -116,27 +158,7 @@ impl Client {
     }
 
     fn err(&self, s: tonic::Status) -> ClientError {
-        let message = s.message().to_string();
-        match s.code() {
-            Code::InvalidArgument | Code::OutOfRange => ClientError::InvalidArgument(message),
-            Code::DeadlineExceeded => ClientError::Timeout {
-                addr: self.addr.clone(),
-                timeout_ms: self.timeout.as_millis() as u64,
-            },
-            Code::Unavailable if message.contains("transport") || message.contains("connect") => {
-                ClientError::Unreachable {
-                    addr: self.addr.clone(),
-                    detail: message,
-                }
-            }
-            Code::Unavailable => ClientError::Unavailable(message),
-            Code::FailedPrecondition => ClientError::Refused(message),
-            Code::Cancelled => ClientError::Timeout {
-                addr: self.addr.clone(),
-                timeout_ms: self.timeout.as_millis() as u64,
-            },
-            code => ClientError::Server { code, message },
-        }
+        ClientError::from_status(&self.addr, self.timeout, s)
     }
 
     /// Stores `value` under `key`; `ttl` makes it expire. Returns the write's version.

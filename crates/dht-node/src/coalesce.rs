@@ -1,4 +1,4 @@
-//! Coalescing of requests to one peer (ARCHITECTURE.md, "Performance shape").
+//! Coalescing of requests to one peer (docs/architecture.md, "Performance").
 //!
 //! On two cores the CPU cost per RPC, not the network, bounds throughput. Every operation this
 //! node forwards to an owner goes through that owner's queue; one sender task per peer takes
@@ -13,10 +13,11 @@ use dht_core::Peer;
 use dht_proto::v1 as pb;
 use metrics::Histogram;
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use crate::pool::{peer_err, PeerPool};
+use crate::error::NotServing;
+use crate::peers::send_apply;
+use crate::pool::PeerPool;
+use crate::tasks::Tasks;
 use crate::NodeError;
 
 /// Most operations in one `Apply`.
@@ -28,7 +29,8 @@ type Reply = oneshot::Sender<Result<pb::OpResult, NodeError>>;
 
 pub(crate) struct Coalescer {
     pool: Arc<PeerPool>,
-    stop: CancellationToken,
+    /// Senders and their batches run as the node's tracked tasks.
+    tasks: Tasks,
     /// `dht_apply_batch_size`: how well coalescing works is the batch sizes it achieves.
     batch_size: Histogram,
     /// Held only to find or create a peer's queue.
@@ -36,14 +38,10 @@ pub(crate) struct Coalescer {
 }
 
 impl Coalescer {
-    pub(crate) fn new(
-        pool: Arc<PeerPool>,
-        stop: CancellationToken,
-        batch_size: Histogram,
-    ) -> Coalescer {
+    pub(crate) fn new(pool: Arc<PeerPool>, tasks: Tasks, batch_size: Histogram) -> Coalescer {
         Coalescer {
             pool,
-            stop,
+            tasks,
             batch_size,
             queues: Mutex::new(HashMap::new()),
         }
@@ -65,10 +63,10 @@ impl Coalescer {
             }
         }
         if item.is_some() {
-            return Err(NodeError::NotServing("node is shutting down"));
+            return Err(NodeError::NotServing(NotServing::ShuttingDown));
         }
         rx.await
-            .map_err(|_| NodeError::NotServing("node is shutting down"))?
+            .map_err(|_| NodeError::NotServing(NotServing::ShuttingDown))?
     }
 
     /// Drops a peer's queue (it is presumed dead); pending requests still finish.
@@ -88,15 +86,16 @@ impl Coalescer {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let span = tracing::debug_span!("task", name = "coalesce", peer = %owner.addr);
-        tokio::spawn(
+        self.tasks.spawn(
+            "coalesce",
+            span,
             sender(
                 self.pool.clone(),
                 owner.clone(),
                 rx,
-                self.stop.clone(),
+                self.tasks.clone(),
                 self.batch_size.clone(),
-            )
-            .instrument(span),
+            ),
         );
         map.insert(owner.addr.to_string(), tx.clone());
         tx
@@ -108,10 +107,11 @@ async fn sender(
     pool: Arc<PeerPool>,
     peer: Peer,
     mut rx: mpsc::UnboundedReceiver<(pb::Op, Reply)>,
-    stop: CancellationToken,
+    tasks: Tasks,
     batch_size: Histogram,
-) {
+) -> Result<(), NodeError> {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    let stop = tasks.token().clone();
     loop {
         // Wait for a free slot first, so requests pile up into the next batch meanwhile.
         let permit = tokio::select! {
@@ -132,31 +132,13 @@ async fn sender(
         batch_size.record(batch.len() as f64);
         let pool = pool.clone();
         let peer = peer.clone();
-        tokio::spawn(async move {
+        let span = tracing::debug_span!("task", name = "apply-batch", peer = %peer.addr);
+        tasks.spawn("apply-batch", span, async move {
             let (ops, replies): (Vec<pb::Op>, Vec<Reply>) = batch.into_iter().unzip();
-            let n = ops.len();
-            let result = match pool.client(&peer) {
-                Ok(mut c) => c
-                    .apply(pb::ApplyRequest { ops })
-                    .await
-                    .map(|r| r.into_inner().results)
-                    .map_err(peer_err(&peer.addr)),
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(results) if results.len() == n => {
+            match send_apply(&pool, &peer, ops).await {
+                Ok(results) => {
                     for (r, reply) in results.into_iter().zip(replies) {
                         let _ = reply.send(Ok(r));
-                    }
-                }
-                Ok(results) => {
-                    let e = NodeError::Internal(format!(
-                        "{} answered {} results for {n} operations",
-                        peer.addr,
-                        results.len()
-                    ));
-                    for reply in replies {
-                        let _ = reply.send(Err(NodeError::Internal(e.to_string())));
                     }
                 }
                 Err(NodeError::Peer { addr, status }) => {
@@ -175,6 +157,8 @@ async fn sender(
                 }
             }
             drop(permit);
+            Ok(())
         });
     }
+    Ok(())
 }

@@ -9,17 +9,14 @@
 //! off up to [`MAX_BACKOFF`], waking early when a probe arrives.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dht_core::{ColdStart, ColdStartStep, Heard, Peer, Standing};
-use dht_proto::v1 as pb;
 use tracing::{info, warn};
 
-use crate::convert;
+use crate::lifecycle::Phase;
 use crate::node::Node;
-use crate::pool::peer_err;
 use crate::NodeError;
 
 /// The longest pause between probe rounds while nothing answers.
@@ -28,10 +25,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long a silent stretch may last before the "still waiting" line is logged again.
 const LOG_EVERY: Duration = Duration::from_secs(30);
 
-/// What the node's services need to know about a cold start in progress: whether we wait,
-/// the hearsay we pass on, and who probed us.
+/// What the node's services need to know about a cold start in progress: the hearsay we
+/// pass on, and who probed us. (Whether we wait is the lifecycle's.)
 pub(crate) struct Board {
-    waiting: AtomicBool,
     inner: Mutex<Inner>,
     /// Wakes a backed-off round early when a probe arrives.
     wake: tokio::sync::Notify,
@@ -47,7 +43,6 @@ struct Inner {
 impl Board {
     pub(crate) fn new() -> Board {
         Board {
-            waiting: AtomicBool::new(false),
             inner: Mutex::new(Inner::default()),
             wake: tokio::sync::Notify::new(),
         }
@@ -55,10 +50,6 @@ impl Board {
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn is_waiting(&self) -> bool {
-        self.waiting.load(Ordering::SeqCst)
     }
 
     /// Records a probe from a node (a waiting one, or a member saying so).
@@ -77,14 +68,11 @@ impl Board {
 }
 
 impl Node {
-    /// How this node stands, as a probe reply tells it.
+    /// How this node stands, as a probe reply tells it (with our hearsay while we wait).
     pub(crate) fn standing(&self) -> (Standing, Option<Peer>) {
-        if self.cold.is_waiting() {
-            (Standing::Waiting, self.cold.inner().lowest.clone())
-        } else if self.is_serving() && !self.left.load(Ordering::SeqCst) {
-            (Standing::Member, None)
-        } else {
-            (Standing::Joining, None)
+        match self.life.standing() {
+            Standing::Waiting => (Standing::Waiting, self.cold.inner().lowest.clone()),
+            other => (other, None),
         }
     }
 
@@ -104,18 +92,19 @@ impl Node {
         let mut delay = base;
         let began = Instant::now();
         let mut last_log: Option<Instant> = None;
-        self.serving.store(false, Ordering::SeqCst);
-        self.cold.waiting.store(true, Ordering::SeqCst);
+        self.life.set(Phase::Waiting);
         self.publish_health().await;
         loop {
             let targets: Vec<&Peer> = listed.iter().chain(extra.iter()).collect();
-            let answers =
-                futures::future::join_all(targets.iter().map(|p| self.probe(p, &rule))).await;
+            let answers = futures::future::join_all(
+                targets.iter().map(|p| self.peers.probe(p, rule.lowest())),
+            )
+            .await;
             let mut heard = Vec::new();
             for (p, a) in targets.iter().zip(answers) {
                 match a {
                     Ok(h) => heard.push(h),
-                    Err(e @ NodeError::HashSizeMismatch { .. }) => return self.stop_waiting(e),
+                    Err(e @ NodeError::HashSizeMismatch { .. }) => return Err(e),
                     Err(e) => tracing::debug!(peer = %p.addr, error = %e, "probe failed"),
                 }
             }
@@ -128,23 +117,19 @@ impl Node {
                         heard = heard.len(),
                         "no ring to join and this node is the lowest waiting one: starting the ring"
                     );
-                    self.cold.waiting.store(false, Ordering::SeqCst);
-                    self.serving.store(true, Ordering::SeqCst);
+                    self.life.set(Phase::Serving);
                     return Ok(());
                 }
                 ColdStartStep::Join(members) => {
-                    self.cold.waiting.store(false, Ordering::SeqCst);
                     let addrs: Vec<String> = members.iter().map(|m| m.addr.to_string()).collect();
                     match self.join(&addrs).await {
                         Ok(()) => return Ok(()),
                         Err(
                             e @ (NodeError::HashSizeMismatch { .. } | NodeError::Precondition(_)),
-                        ) => return self.stop_waiting(e),
+                        ) => return Err(e),
+                        // `join` went back to waiting.
                         Err(e) => {
-                            warn!(error = %e, "joining through a member failed; waiting again");
-                            self.serving.store(false, Ordering::SeqCst);
-                            self.cold.waiting.store(true, Ordering::SeqCst);
-                            self.publish_health().await;
+                            warn!(error = %e, "joining through a member failed; waiting again")
                         }
                     }
                 }
@@ -165,7 +150,7 @@ impl Node {
             }
             if let Some(limit) = self.cfg.bootstrap_timeout {
                 if began.elapsed() >= limit {
-                    return self.stop_waiting(NodeError::Bootstrap(format!(
+                    return Err(NodeError::Bootstrap(format!(
                         "{} (gave up after {} s)",
                         bootstrap.join(", "),
                         limit.as_secs_f64()
@@ -173,50 +158,10 @@ impl Node {
                 }
             }
             tokio::select! {
-                _ = self.shutdown.cancelled() => {
-                    self.cold.waiting.store(false, Ordering::SeqCst);
-                    return Ok(());
-                }
+                _ = self.shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.cold.wake.notified(), if delay > base => {}
             }
         }
-    }
-
-    fn stop_waiting(&self, e: NodeError) -> Result<(), NodeError> {
-        self.cold.waiting.store(false, Ordering::SeqCst);
-        Err(e)
-    }
-
-    /// One cold-start probe: tells `p` how we stand and what we heard, and returns its answer.
-    async fn probe(&self, p: &Peer, rule: &ColdStart) -> Result<Heard, NodeError> {
-        let mut c = self.pool.client(p)?;
-        // hash_size 0: the callee skips its own check, and we compare its answer ourselves.
-        let r = c
-            .ping(pb::PingRequest {
-                hash_size: 0,
-                from: Some(convert::node_ref(&self.me)),
-                standing: pb::Standing::Waiting as i32,
-                lowest: Some(convert::node_ref(rule.lowest())),
-            })
-            .await
-            .map_err(peer_err(&p.addr))?
-            .into_inner();
-        if r.hash_size != self.space().bits() {
-            return Err(NodeError::HashSizeMismatch {
-                ours: self.space().bits(),
-                theirs: r.hash_size,
-            });
-        }
-        let space = self.space();
-        let peer = match &r.node {
-            Some(n) => convert::peer(space, n)?,
-            None => p.clone(),
-        };
-        Ok(Heard {
-            peer,
-            standing: convert::standing(r.standing),
-            lowest: convert::opt_peer(space, r.lowest.as_ref())?,
-        })
     }
 }

@@ -29,6 +29,9 @@ pub struct NodeConfig {
     /// How long to wait for a ring to join or start before giving up; `None`: for ever (a
     /// daemon under a service manager should wait for its peers, not exit).
     pub bootstrap_timeout: Option<Duration>,
+    /// How long a stop (SIGTERM) may take in all: the leave, then the background tasks.
+    /// Past it the node stops anyway, saying what it abandoned.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for NodeConfig {
@@ -48,6 +51,7 @@ impl Default for NodeConfig {
             tombstone_grace: Duration::from_secs(24 * 3600),
             expiry_interval: Duration::from_secs(10),
             bootstrap_timeout: None,
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }

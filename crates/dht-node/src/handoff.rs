@@ -1,164 +1,198 @@
-//! Joining and leaving: the moments when key ranges change hands (CHORD.md, Join and Leave).
-//!
-//! A joining node receives its range from its successor *before* it serves it: it pulls the
-//! range, tells the successor it is its predecessor (the successor stops serving the range
-//! under its ownership lock, so no write is in flight), pulls again to pick up writes that
-//! landed meanwhile, and only then starts serving. A leaving node stops serving, pushes every
-//! key to its successor and waits for the acknowledgement, then relinks its neighbours.
+//! Moving key ranges between nodes (docs/protocol.md, "Key ownership and movement"): a
+//! joining node pulls its range, a node whose range shrank pushes the part it gave up, a
+//! leaving node pushes everything, and a node restarted with its data sends what it no longer
+//! owns to the owners. Ranges travel as streams read page by page from the store, never whole
+//! in memory; whoever hands entries away drops exactly the versions the receiver acknowledged.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use dht_core::{Id, Peer, Rectify};
+use dht_core::{Id, Peer};
 use dht_proto::v1 as pb;
-use tracing::{info, warn, Instrument};
+use dht_store::{Entry, Store, Version};
+use futures::{Stream, StreamExt};
+use tracing::{info, warn};
 
 use crate::convert;
-use crate::node::{blocking, Node};
-use crate::pool::peer_err;
+use crate::local::blocking;
+use crate::node::Node;
 use crate::telemetry::Handoff;
 use crate::NodeError;
 
-/// Entries per scan page and per stream frame batch.
+/// Entries per scan page and per stored batch.
 pub(crate) const PAGE: usize = 512;
 
+/// What a push handed over: (id, key, version) of every entry sent.
+type Sent = Vec<(Id, Vec<u8>, Version)>;
+
+/// The entries of `(from, to]` in `store`, read a page at a time as the stream is polled.
+/// A storage error ends the stream with that error.
+pub(crate) fn range_stream(
+    store: Arc<dyn Store>,
+    from: Id,
+    to: Id,
+) -> impl Stream<Item = Result<Entry, NodeError>> + Send + 'static {
+    let start: (Option<(Id, Vec<u8>)>, bool) = (None, false);
+    futures::stream::unfold(start, move |(after, done)| {
+        let store = store.clone();
+        async move {
+            if done {
+                return None;
+            }
+            let a = after.clone();
+            match blocking(&store, move |s| s.scan(from, to, a, PAGE)).await {
+                Ok(page) if page.is_empty() => None,
+                Ok(page) => {
+                    let next = page.last().map(|e| (e.id, e.key.clone()));
+                    Some((Ok(page), (next, false)))
+                }
+                Err(e) => Some((Err(e), (after, true))),
+            }
+        }
+    })
+    .flat_map(|page| match page {
+        Ok(entries) => futures::stream::iter(entries.into_iter().map(Ok)).left_stream(),
+        Err(e) => futures::stream::once(async move { Err(e) }).right_stream(),
+    })
+}
+
 impl Node {
-    /// Joins the ring that any of `bootstrap` belongs to.
-    pub async fn join(&self, bootstrap: &[String]) -> Result<(), NodeError> {
-        self.serving.store(false, Ordering::SeqCst);
-        self.publish_health().await;
-        let result = self.join_inner(bootstrap).await;
-        self.serving.store(true, Ordering::SeqCst);
-        self.publish_health().await;
-        result
-    }
-
-    /// Retries a join that failed for a transient reason (a timeout under load, the ring
-    /// still listing our previous incarnation) for a few seconds; gives up at once on a
-    /// refusal (hash size, id collision), and after three rounds when no bootstrap answers.
-    async fn join_inner(&self, bootstrap: &[String]) -> Result<(), NodeError> {
-        let mut last_err = None;
-        for attempt in 0..10 {
-            match self.join_once(bootstrap).await {
-                Ok(()) => return Ok(()),
-                Err(e @ (NodeError::HashSizeMismatch { .. } | NodeError::Precondition(_))) => {
-                    return Err(e)
-                }
-                Err(e @ NodeError::Bootstrap(_)) if attempt >= 2 => return Err(e),
-                Err(e) => {
-                    warn!(attempt, error = %e, "join attempt failed; retrying");
-                    last_err = Some(e);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        Err(last_err.unwrap_or_else(|| NodeError::Bootstrap(bootstrap.join(", "))))
-    }
-
-    async fn join_once(&self, bootstrap: &[String]) -> Result<(), NodeError> {
-        let mut last_err = None;
-        let mut found = None;
-        for addr in bootstrap {
-            match self.find_successor_via(addr, self.me.id).await {
-                Ok(s) => {
-                    found = Some(s);
-                    break;
-                }
-                Err(e @ NodeError::HashSizeMismatch { .. }) => return Err(e),
-                Err(NodeError::Peer { status, .. })
-                    if status.code() == tonic::Code::FailedPrecondition =>
-                {
-                    return Err(NodeError::Precondition(status.message().to_string()))
-                }
-                Err(e) => last_err = Some(e),
+    /// Pulls the entries of `(from, to]` from `p` into the local store.
+    pub(crate) async fn pull_range(
+        &self,
+        p: &Peer,
+        (from, to): (Id, Id),
+    ) -> Result<usize, NodeError> {
+        let mut stream = self.peers.fetch_range(p, from, to).await?;
+        let space = self.space();
+        let mut batch = Vec::with_capacity(PAGE);
+        let mut total = 0;
+        while let Some(e) = stream
+            .message()
+            .await
+            .map_err(crate::pool::peer_err(&p.addr))?
+        {
+            batch.push(convert::from_entry(space, e));
+            if batch.len() == PAGE {
+                total += batch.len();
+                self.local
+                    .store_incoming(std::mem::take(&mut batch))
+                    .await?;
             }
         }
-        let Some(mut succ) = found else {
-            let why = last_err.map(|e| e.to_string()).unwrap_or_default();
-            return Err(NodeError::Bootstrap(format!(
-                "{}: {why}",
-                bootstrap.join(", ")
+        total += batch.len();
+        if !batch.is_empty() {
+            self.local.store_incoming(batch).await?;
+        }
+        Ok(total)
+    }
+
+    /// Streams the entries of `(from, to]` to `to_peer` and returns what it acknowledged, so
+    /// the caller can drop exactly those copies. A copy left behind after a handoff could
+    /// travel back one day (a leave, a rehome) after its owner purged a newer tombstone, and
+    /// a deleted key would reappear.
+    pub(crate) async fn push_range(
+        &self,
+        to_peer: &Peer,
+        from: Id,
+        to: Id,
+    ) -> Result<Sent, NodeError> {
+        let sent: Arc<Mutex<Sent>> = Arc::default();
+        let failed: Arc<Mutex<Option<NodeError>>> = Arc::default();
+        let (s, f) = (sent.clone(), failed.clone());
+        let entries = range_stream(self.local.store.clone(), from, to)
+            .take_while(move |r| {
+                let ok = match r {
+                    Ok(e) => {
+                        let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
+                        s.push((e.id, e.key.clone(), e.record.version));
+                        true
+                    }
+                    Err(e) => {
+                        *f.lock().unwrap_or_else(|e| e.into_inner()) = Some(NodeError::Internal(
+                            format!("reading the range to push: {e}"),
+                        ));
+                        false
+                    }
+                };
+                std::future::ready(ok)
+            })
+            .filter_map(|r| std::future::ready(r.ok().map(|e| convert::entry(&e))));
+        let stored = self.peers.push_entries(to_peer, entries).await?;
+        if let Some(e) = failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(e);
+        }
+        let sent = std::mem::take(&mut *sent.lock().unwrap_or_else(|e| e.into_inner()));
+        if stored != sent.len() as u64 {
+            return Err(NodeError::Internal(format!(
+                "{} acknowledged {stored} of {} entries",
+                to_peer.addr,
+                sent.len()
             )));
-        };
-        if succ.id == self.me.id {
-            if succ.addr != self.me.addr {
-                return Err(NodeError::Precondition(format!(
-                    "id collision: {} has the same id {} as this node; use a larger hash_size",
-                    succ.addr, self.me.id
-                )));
-            }
-            // The ring still lists a previous incarnation of this node (a quick restart). Our
-            // own FindStep answers "not serving" while we join alone, so the lookup of the
-            // next id goes past us to the first member after us. Never fall back to being
-            // alone here: the rest of the ring exists and would be overruled.
-            let next = self.space().add(self.me.id, Id::from_u64(1));
-            succ = self.find_successor_via(&bootstrap[0], next).await?;
-            if succ.id == self.me.id {
-                return Err(NodeError::Internal(
-                    "the ring still lists this node's previous incarnation".into(),
-                ));
-            }
         }
-        let result = self.adopt_successor(&succ).await;
-        if result.is_err() {
-            // A join cut short must not leave half-set pointers behind: the next stabilize
-            // would make the successor hand us a range we never received.
-            self.state().reset();
-        }
-        result
+        Ok(sent)
     }
 
-    async fn adopt_successor(&self, succ: &Peer) -> Result<(), NodeError> {
-        let (s_pred, s_list) = self.get_state(succ).await?;
-        let restarted = s_pred.as_ref().is_some_and(|p| p.id == self.me.id);
-        let range = {
-            let mut st = self.state();
-            st.join(succ, &s_list);
-            st.join_range(succ, s_pred.as_ref())
-        };
-        // If the successor's predecessor is already us (our previous incarnation), our range
-        // never moved: our keys are in our own store.
-        let pulled = if restarted {
-            0
-        } else {
-            self.pull_range(succ, range).await?
-        };
-        self.notify(succ).await?;
-        let again = if restarted {
-            0
-        } else {
-            self.pull_range(succ, range).await?
-        };
-        self.metrics
-            .handoff(Handoff::JoinIn, (pulled + again) as u64);
-        info!(successor = %succ.addr, keys = pulled + again, "joined");
-        Ok(())
+    /// A leave: every key to the first successor that takes them all. Returns who did.
+    pub(crate) async fn hand_over_everything(&self, successors: &[Peer]) -> Option<Peer> {
+        let me = self.me.id;
+        for s in successors {
+            match self.push_range(s, me, me).await {
+                Ok(pushed) => {
+                    let n = pushed.len() as u64;
+                    self.metrics.handoff(Handoff::LeaveOut, n);
+                    info!(successor = %s.addr, keys = n, "handed keys over");
+                    // Our copies must not travel back later (see `push_range`).
+                    if let Err(e) = self.local.remove(pushed).await {
+                        warn!(error = %e, "could not drop handed-off copies");
+                    }
+                    return Some(s.clone());
+                }
+                Err(e) => {
+                    warn!(successor = %s.addr, error = %e, "handoff failed; trying the next successor")
+                }
+            }
+        }
+        None
+    }
+
+    /// After an adoption narrowed our range, pushes the part given up, `(from, n]`, to the
+    /// new predecessor `n` in the background and drops our copies once it acknowledged them.
+    pub(crate) fn spawn_range_handoff(self: &Arc<Self>, n: &Peer, from: Id) {
+        let node = self.clone();
+        let n = n.clone();
+        let span = tracing::info_span!("task", name = "range-handoff", node = %self.me.addr);
+        self.tasks.spawn("range-handoff", span, async move {
+            let pushed = node.push_range(&n, from, n.id).await?;
+            if pushed.is_empty() {
+                return Ok(());
+            }
+            let count = pushed.len();
+            node.local.remove(pushed).await?;
+            info!(to = %n.addr, entries = count, "handed a range to the new predecessor");
+            Ok(())
+        });
     }
 
     /// After a (re)join, entries stored here that another node now owns (a node that was
     /// down while the ring changed) are sent to their owners, versions intact, so the newest
-    /// write wins there. Waits for a predecessor first: until then this node cannot tell what
-    /// it owns.
+    /// write wins there.
     pub(crate) fn spawn_rehome(self: &Arc<Self>) {
         let node = self.clone();
-        let token = self.tasks_stop.clone();
+        let token = self.tasks.token().clone();
         let span = tracing::info_span!("task", name = "rehome", node = %self.me.addr);
-        self.tasks.spawn(
-            async move {
-                tokio::select! {
-                    _ = token.cancelled() => {}
-                    r = node.rehome_foreign() => match r {
-                        Ok(0) => {}
-                        Ok(n) => info!(entries = n, "sent entries to their current owners"),
-                        Err(e) => warn!(error = %e, "rehoming stored entries failed"),
-                    }
+        self.tasks.spawn("rehome", span, async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                r = node.rehome_foreign() => match r? {
+                    0 => {}
+                    n => info!(entries = n, "sent entries to their current owners"),
                 }
             }
-            .instrument(span),
-        );
+            Ok(())
+        });
     }
 
+    /// Waits for a predecessor first: until then this node cannot tell what it owns.
     async fn rehome_foreign(&self) -> Result<usize, NodeError> {
         let wait = self.cfg.stabilize_interval;
         for _ in 0..600 {
@@ -174,7 +208,7 @@ impl Node {
         let mut after = None;
         let mut moved = 0;
         loop {
-            let page = self.store_scan(me, me, after.clone(), PAGE).await?;
+            let page = self.local.scan(me, me, after.clone(), PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some((last.id, last.key.clone()));
             // Foreign entries of this page go out as one batch per owner (`route_batch`).
@@ -211,274 +245,8 @@ impl Node {
                     Vec::new()
                 }
             };
-            self.store_remove(done).await?;
+            self.local.remove(done).await?;
         }
         Ok(moved)
-    }
-
-    async fn find_successor_via(&self, addr: &str, id: Id) -> Result<Peer, NodeError> {
-        let mut c = self.pool.client_at(addr)?;
-        let r = c
-            .find_successor(pb::FindSuccessorRequest {
-                key_id: convert::id_bytes(id),
-                hash_size: self.space().bits(),
-            })
-            .await
-            .map_err(peer_err(addr))?
-            .into_inner();
-        let owner = r
-            .owner
-            .ok_or_else(|| NodeError::Internal(format!("{addr} returned no owner")))?;
-        convert::peer(self.space(), &owner)
-    }
-
-    pub(crate) async fn get_state(&self, p: &Peer) -> Result<(Option<Peer>, Vec<Peer>), NodeError> {
-        let mut c = self.pool.client(p)?;
-        let r = c
-            .get_state(pb::GetStateRequest {})
-            .await
-            .map_err(peer_err(&p.addr))?
-            .into_inner();
-        if r.hash_size != self.space().bits() {
-            return Err(NodeError::HashSizeMismatch {
-                ours: self.space().bits(),
-                theirs: r.hash_size,
-            });
-        }
-        let space = self.space();
-        Ok((
-            convert::opt_peer(space, r.predecessor.as_ref())?,
-            convert::peers(space, &r.successors)?,
-        ))
-    }
-
-    pub(crate) async fn notify(&self, p: &Peer) -> Result<(), NodeError> {
-        let mut c = self.pool.client(p)?;
-        c.notify(pb::NotifyRequest {
-            node: Some(convert::node_ref(&self.me)),
-            hash_size: self.space().bits(),
-        })
-        .await
-        .map_err(peer_err(&p.addr))?;
-        Ok(())
-    }
-
-    /// Pulls the entries of `(from, to]` from `p` into the local store.
-    async fn pull_range(&self, p: &Peer, (from, to): (Id, Id)) -> Result<usize, NodeError> {
-        let mut c = self.pool.bulk_client(p)?;
-        let mut stream = c
-            .fetch_range(pb::FetchRangeRequest {
-                from: convert::id_bytes(from),
-                to: convert::id_bytes(to),
-            })
-            .await
-            .map_err(peer_err(&p.addr))?
-            .into_inner();
-        let space = self.space();
-        let mut batch = Vec::with_capacity(PAGE);
-        let mut total = 0;
-        while let Some(e) = stream.message().await.map_err(peer_err(&p.addr))? {
-            let e = convert::from_entry(space, e);
-            self.hlc.observe(e.record.version);
-            batch.push(e);
-            if batch.len() == PAGE {
-                total += batch.len();
-                self.store_apply(std::mem::take(&mut batch)).await?;
-            }
-        }
-        total += batch.len();
-        if !batch.is_empty() {
-            self.store_apply(batch).await?;
-        }
-        Ok(total)
-    }
-
-    /// Rectify with the ownership lock held when the predecessor changes (our range shrinks).
-    ///
-    /// When the new predecessor narrows our range, the part it now owns is pushed to it in the
-    /// background and our copies dropped once it acknowledged them. Usually the new node
-    /// already pulled that range while joining; this covers every other way a range can move
-    /// (a join whose lookup was stale, a node that believed itself alone for a moment).
-    pub(crate) async fn rectify_from(self: &Arc<Self>, n: &Peer) {
-        let moved = if self.state().rectify_would_adopt(n) {
-            let _g = self.ownership.write().await;
-            let mut st = self.state();
-            st.rectify(n);
-            st.take_given_up()
-        } else {
-            let decision = self.state().rectify(n);
-            match decision {
-                // The predecessor changed between the check and now.
-                Rectify::Adopted => self.state().take_given_up(),
-                Rectify::CheckPredecessor(p) => {
-                    let alive = self.ping(&p).await.is_ok();
-                    let _g = self.ownership.write().await;
-                    let mut st = self.state();
-                    st.rectify_after_check(n, &p, alive);
-                    st.take_given_up()
-                }
-                Rectify::Kept => None,
-            }
-        };
-        let Some((from, _)) = moved else {
-            return;
-        };
-        let node = self.clone();
-        let n = n.clone();
-        let span = tracing::info_span!("task", name = "range-handoff", node = %self.me.addr);
-        self.tasks.spawn(
-            async move {
-                match node.push_range(&n, from, n.id).await {
-                    Ok(pushed) if pushed.is_empty() => {}
-                    Ok(pushed) => {
-                        let count = pushed.len();
-                        if let Err(e) = node.store_remove(pushed).await {
-                            warn!(error = %e, "could not drop handed-off copies");
-                        }
-                        info!(to = %n.addr, entries = count, "handed a range to the new predecessor");
-                    }
-                    Err(e) => warn!(to = %n.addr, error = %e, "range handoff failed; copies stay here"),
-                }
-            }
-            .instrument(span),
-        );
-    }
-
-    pub(crate) async fn ping(&self, p: &Peer) -> Result<(), NodeError> {
-        let mut c = self.pool.client(p)?;
-        c.ping(pb::PingRequest {
-            hash_size: self.space().bits(),
-            ..Default::default()
-        })
-        .await
-        .map_err(peer_err(&p.addr))?;
-        Ok(())
-    }
-
-    /// Leaves the ring gracefully. Idempotent; a leave cut short counts as a failure.
-    pub async fn leave(&self) -> Result<(), NodeError> {
-        if self.left.swap(true, Ordering::SeqCst) {
-            return Ok(());
-        }
-        self.tasks_stop.cancel();
-        // NOT_SERVING now (`left` is set), before waiting for writes in flight to finish.
-        self.publish_health().await;
-        // Wait for pushes to us that are under way (their entries must be in our scan); later
-        // ones are refused now that `left` is set.
-        drop(self.leave_gate.write().await);
-        {
-            let _g = self.ownership.write().await;
-            self.serving.store(false, Ordering::SeqCst);
-        }
-        self.settle_successor().await;
-        let plan = self.state().leave_plan();
-        let mut handed_to = None;
-        let me = self.me.id;
-        for s in &plan.successors {
-            match self.push_range(s, me, me).await {
-                Ok(pushed) => {
-                    let n = pushed.len() as u64;
-                    self.metrics.handoff(Handoff::LeaveOut, n);
-                    info!(successor = %s.addr, keys = n, "handed keys over");
-                    // Our copies must not travel back later (see `push_range`).
-                    if let Err(e) = self.store_remove(pushed).await {
-                        warn!(error = %e, "could not drop handed-off copies");
-                    }
-                    handed_to = Some(s.clone());
-                    break;
-                }
-                Err(e) => {
-                    warn!(successor = %s.addr, error = %e, "handoff failed; trying the next successor")
-                }
-            }
-        }
-        if !plan.successors.is_empty() && handed_to.is_none() {
-            return Err(NodeError::Internal("no successor accepted the keys".into()));
-        }
-        let notice = pb::LeaveNoticeRequest {
-            leaving: Some(convert::node_ref(&self.me)),
-            successors: convert::node_refs(&plan.successors),
-            predecessor: plan.predecessor.as_ref().map(convert::node_ref),
-        };
-        let mut told: Vec<Peer> = handed_to.into_iter().collect();
-        told.extend(plan.predecessor.clone());
-        told.dedup_by_key(|p| p.id);
-        for p in told {
-            if let Ok(mut c) = self.pool.client(&p) {
-                if let Err(e) = c.leave_notice(notice.clone()).await {
-                    warn!(peer = %p.addr, error = %e, "leave notice failed");
-                }
-            }
-        }
-        self.state().reset();
-        Ok(())
-    }
-
-    /// Before a leave hands its keys over, make sure our successor knows us as its
-    /// predecessor: a node that joined between us and our successor since our last stabilize
-    /// would otherwise own our range while our keys went to the old successor.
-    async fn settle_successor(&self) {
-        for _ in 0..20 {
-            self.stabilize_once().await;
-            let Some(s) = self.state().successors().first().cloned() else {
-                return;
-            };
-            if let Ok((Some(p), _)) = self.get_state(&s).await {
-                if p.id == self.me.id {
-                    return;
-                }
-            }
-            tokio::time::sleep(self.cfg.stabilize_interval.min(Duration::from_millis(100))).await;
-        }
-        warn!("successor does not list this node as its predecessor; handing keys over anyway");
-    }
-
-    /// Streams the entries of `(from, to]` to `to_peer`, page by page (never the whole range
-    /// in memory), and returns what it acknowledged: (id, key, version) of every entry, so the
-    /// caller can drop exactly those copies. A copy left behind after a handoff could travel
-    /// back one day (a leave, a rehome) after its owner purged a newer tombstone, and a
-    /// deleted key would reappear.
-    pub(crate) async fn push_range(
-        &self,
-        to_peer: &Peer,
-        from: Id,
-        to: Id,
-    ) -> Result<Vec<(Id, Vec<u8>, dht_store::Version)>, NodeError> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<pb::Entry>(PAGE);
-        let store = self.store.clone();
-        let feeder = tokio::spawn(async move {
-            let mut after = None;
-            let mut pushed = Vec::new();
-            loop {
-                let a = after.clone();
-                let page = blocking(&store, move |s| s.scan(from, to, a, PAGE)).await?;
-                let Some(last) = page.last() else { break };
-                after = Some((last.id, last.key.clone()));
-                for e in &page {
-                    if tx.send(convert::entry(e)).await.is_err() {
-                        return Err(NodeError::Internal("the receiving stream closed".into()));
-                    }
-                    pushed.push((e.id, e.key.clone(), e.record.version));
-                }
-            }
-            Ok::<_, NodeError>(pushed)
-        });
-        let mut c = self.pool.bulk_client(to_peer)?;
-        let reply = c
-            .push_entries(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .map_err(peer_err(&to_peer.addr));
-        let pushed = feeder
-            .await
-            .map_err(|e| NodeError::Internal(format!("handoff task: {e}")))??;
-        let stored = reply?.into_inner().stored;
-        if stored != pushed.len() as u64 {
-            return Err(NodeError::Internal(format!(
-                "{} acknowledged {stored} of {} entries",
-                to_peer.addr,
-                pushed.len()
-            )));
-        }
-        Ok(pushed)
     }
 }

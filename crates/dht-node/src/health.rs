@@ -6,8 +6,6 @@
 //! joins (it does not own its range yet) and from the moment a leave starts (it is handing
 //! its keys away), and SERVING in between.
 
-use std::sync::atomic::Ordering;
-
 use dht_proto::v1::kv_server::KvServer;
 use dht_proto::v1::peer_server::PeerServer;
 use tonic::server::NamedService;
@@ -54,7 +52,7 @@ impl Node {
     /// the current truth.
     pub(crate) async fn publish_health(&self) {
         let _one_at_a_time = self.health.publishing.lock().await;
-        let serving = self.is_serving() && !self.left.load(Ordering::SeqCst);
+        let serving = self.life.is_serving();
         self.set_health(serving).await;
     }
 

@@ -9,11 +9,15 @@
 //! metrics through the `metrics` facade and never exports them itself: install a recorder
 //! before [`Node::new`] to collect them (see [`telemetry`]).
 //!
-//! Modules: `node` (state and lifecycle), `coldstart` (waiting for a ring to join or start), `routing` (lookups, owner routing, local apply),
-//! `handoff` (join and leave), `maintenance` (periodic tasks), `service` (gRPC handlers),
-//! `convert` (wire ↔ domain), `pool` (peer channels), `coalesce` (per-peer batching), `hlc`
-//! (write versions), `error`, `telemetry` (metric names and handles), `health` (gRPC health
-//! following join and leave).
+//! Modules, one role each: `node` (the parts and `run`), `lifecycle` (waiting, joining,
+//! serving, leaving, left; join and leave), `coldstart` (waiting for a ring to join or
+//! start), `peers` (every outbound call; the one sender of `Apply`), `coalesce` (per-peer
+//! batching), `routing` (lookups, owner routing), `local` (the store and the owner side of
+//! `Apply`), `handoff` (moving ranges), `maintenance` (periodic tasks, rectify, failures),
+//! `tasks` (named, tracked background work), `service` (thin gRPC handlers), `validate`
+//! (request checks), `convert` (wire ↔ domain), `error` (errors and their wire form),
+//! `pool` (peer channels), `hlc` (write versions), `health`, `telemetry`. The design is in
+//! the repository's docs/architecture.md and docs/protocol.md.
 
 mod coalesce;
 mod coldstart;
@@ -23,13 +27,19 @@ mod error;
 mod handoff;
 mod health;
 mod hlc;
+mod lifecycle;
+mod local;
 mod maintenance;
 mod node;
+mod peers;
 mod pool;
 mod routing;
 mod service;
+mod tasks;
 pub mod telemetry;
+mod validate;
 
 pub use config::NodeConfig;
-pub use error::NodeError;
+pub use error::{NodeError, NotServing};
+pub use lifecycle::Phase;
 pub use node::Node;

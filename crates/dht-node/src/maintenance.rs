@@ -1,39 +1,40 @@
-//! The periodic tasks that keep the ring correct: stabilize (with the small-ring liveness
-//! probe), fix-fingers, check-predecessor, and the expiry sweep; and one that refreshes the
-//! metric gauges. Each has a name, a tracing span and the node's task token, and is tracked
-//! so shutdown waits for it.
+//! Keeping the ring correct (docs/protocol.md, "Operations"): the periodic tasks (stabilize
+//! with the small-ring liveness probe, fix-fingers, check-predecessor, the expiry sweep, and
+//! the gauges), the `Notify` handler (rectify), and what a node does when a peer is presumed
+//! dead. Each periodic task runs under the node's `Tasks` with its name and span.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dht_core::{Stabilize, StabilizeStep};
-use tracing::{debug, warn, Instrument};
+use dht_core::{Peer, Rectify, Stabilize, StabilizeStep};
+use tracing::{debug, warn};
 
 use crate::hlc::now_ms;
-use crate::node::{blocking, Node};
+use crate::local::blocking;
+use crate::node::Node;
 
 pub(crate) fn spawn_all(node: &Arc<Node>) {
     let cfg = node.cfg.clone();
-    spawn(node, "stabilize", cfg.stabilize_interval, |n| async move {
+    periodic(node, "stabilize", cfg.stabilize_interval, |n| async move {
         n.stabilize_once().await
     });
-    spawn(
+    periodic(
         node,
         "fix-fingers",
         cfg.fix_fingers_interval,
         |n| async move { n.fix_finger_once().await },
     );
-    spawn(
+    periodic(
         node,
         "check-predecessor",
         cfg.check_predecessor_interval,
         |n| async move { n.check_predecessor_once().await },
     );
-    spawn(node, "expiry-sweep", cfg.expiry_interval, |n| async move {
+    periodic(node, "expiry-sweep", cfg.expiry_interval, |n| async move {
         n.expiry_sweep_once().await
     });
-    spawn(node, "gauges", GAUGES_INTERVAL, |n| async move {
+    periodic(node, "gauges", GAUGES_INTERVAL, |n| async move {
         n.update_gauges().await
     });
 }
@@ -42,39 +43,18 @@ pub(crate) fn spawn_all(node: &Arc<Node>) {
 /// store count per second costs nothing measurable.
 const GAUGES_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Runs `work` every `every` (with a per-node phase so nodes started together don't beat in
-/// step) until the task token is cancelled.
-fn spawn<F, Fut>(node: &Arc<Node>, name: &'static str, every: Duration, work: F)
+/// Runs `work` every `every`, with a per-node phase so nodes started together don't beat in
+/// step, until the node's tasks stop.
+fn periodic<F, Fut>(node: &Arc<Node>, name: &'static str, every: Duration, work: F)
 where
-    F: Fn(Arc<Node>) -> Fut + Send + 'static,
+    F: Fn(Arc<Node>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    node.task_names
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(name);
-    let token = node.tasks_stop.clone();
     let phase = every.mul_f64((node.me.id.low_u64() % 1000) as f64 / 1000.0);
-    let n = node.clone();
     let span = tracing::info_span!("task", name, node = %node.me.addr);
-    node.tasks.spawn(
-        async move {
-            let mut next = tokio::time::Instant::now() + phase;
-            loop {
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    _ = tokio::time::sleep_until(next) => {}
-                }
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    _ = work(n.clone()) => {}
-                }
-                next = tokio::time::Instant::now() + every;
-            }
-            debug!("stopped");
-        }
-        .instrument(span),
-    );
+    let n = node.clone();
+    node.tasks
+        .spawn_periodic(name, span, phase, every, move || work(n.clone()));
 }
 
 impl Node {
@@ -93,7 +73,7 @@ impl Node {
                     step = match self.get_state_confirmed(&p).await {
                         Ok((pred, list)) => st.on_state(&mut self.state(), &p, pred, &list),
                         Err(e) if e.peer_unreachable() => {
-                            self.pool.forget(&p.addr);
+                            self.peers.forget(&p.addr);
                             st.on_timeout(&mut self.state(), &p)
                         }
                         Err(e) => {
@@ -103,7 +83,7 @@ impl Node {
                     };
                 }
                 StabilizeStep::Notify(s) => {
-                    if let Err(e) = self.notify(&s).await {
+                    if let Err(e) = self.peers.notify(&s).await {
                         if e.peer_unreachable() {
                             self.peer_dead(&s);
                         }
@@ -140,20 +120,20 @@ impl Node {
         &self,
         p: &dht_core::Peer,
     ) -> Result<(Option<dht_core::Peer>, Vec<dht_core::Peer>), crate::NodeError> {
-        match self.get_state(p).await {
+        match self.peers.get_state(p).await {
             Err(e) if e.peer_unreachable() => {
-                self.pool.forget(&p.addr);
-                self.get_state(p).await
+                self.peers.forget(&p.addr);
+                self.peers.get_state(p).await
             }
             other => other,
         }
     }
 
     async fn ping_confirmed(&self, p: &dht_core::Peer) -> Result<(), crate::NodeError> {
-        match self.ping(p).await {
+        match self.peers.ping(p).await {
             Err(e) if e.peer_unreachable() => {
-                self.pool.forget(&p.addr);
-                self.ping(p).await
+                self.peers.forget(&p.addr);
+                self.peers.ping(p).await
             }
             other => other,
         }
@@ -165,8 +145,13 @@ impl Node {
             if let Err(e) = self.ping_confirmed(&p).await {
                 if e.peer_unreachable() {
                     self.metrics.peer_deaths.increment(1);
-                    self.state().on_predecessor_dead();
-                    self.pool.forget(&p.addr);
+                    // The ping took a while: a newer predecessor adopted meanwhile stays.
+                    let mut st = self.state();
+                    if st.predecessor().is_some_and(|q| q.id == p.id) {
+                        st.on_predecessor_dead();
+                    }
+                    drop(st);
+                    self.peers.forget(&p.addr);
                 }
             }
         }
@@ -184,7 +169,7 @@ impl Node {
         self.metrics
             .predecessor_known
             .set(if has_pred { 1.0 } else { 0.0 });
-        if let Ok(n) = blocking(&self.store, |s| s.len()).await {
+        if let Ok(n) = self.local.len().await {
             self.metrics.store_entries.set(n as f64);
         }
     }
@@ -192,10 +177,50 @@ impl Node {
     pub(crate) async fn expiry_sweep_once(&self) {
         let grace = self.cfg.tombstone_grace.as_millis() as u64;
         let now = now_ms();
-        match blocking(&self.store, move |s| s.purge(now, grace)).await {
+        match blocking(&self.local.store, move |s| s.purge(now, grace)).await {
             Ok(n) if n > 0 => debug!(purged = n, "expiry sweep"),
             Ok(_) => {}
             Err(e) => warn!(error = %e, "expiry sweep failed"),
+        }
+    }
+
+    /// A peer did not answer: forget it in the tables and drop its channels.
+    pub(crate) fn peer_dead(&self, p: &Peer) {
+        self.metrics.peer_deaths.increment(1);
+        self.state().on_peer_dead(p.id);
+        self.peers.forget(&p.addr);
+    }
+
+    /// The `Notify` handler: rectify, with the ownership lock held when the predecessor
+    /// changes (our range shrinks).
+    ///
+    /// When the new predecessor narrows our range, the part it now owns is pushed to it in the
+    /// background and our copies dropped once it acknowledged them. Usually the new node
+    /// already pulled that range while joining; this covers every other way a range can move
+    /// (a join whose lookup was stale, a node that believed itself alone for a moment).
+    pub(crate) async fn rectify_from(self: &Arc<Self>, n: &Peer) {
+        let moved = if self.state().rectify_would_adopt(n) {
+            let _g = self.local.ownership.write().await;
+            let mut st = self.state();
+            st.rectify(n);
+            st.take_given_up()
+        } else {
+            let decision = self.state().rectify(n);
+            match decision {
+                // The predecessor changed between the check and now.
+                Rectify::Adopted => self.state().take_given_up(),
+                Rectify::CheckPredecessor(p) => {
+                    let alive = self.peers.ping(&p).await.is_ok();
+                    let _g = self.local.ownership.write().await;
+                    let mut st = self.state();
+                    st.rectify_after_check(n, &p, alive);
+                    st.take_given_up()
+                }
+                Rectify::Kept => None,
+            }
+        };
+        if let Some((from, _)) = moved {
+            self.spawn_range_handoff(n, from);
         }
     }
 }

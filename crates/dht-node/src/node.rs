@@ -1,22 +1,29 @@
-//! The node: shared state, the server, and the lifecycle (join, serve, leave).
+//! The node: its parts, the server, and `run` (cold start or start, serve, leave, stop).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use dht_core::{ChordConfig, Id, IdSpace, NodeState, Peer};
+use dht_core::{ChordConfig, IdSpace, NodeState, Peer};
 use dht_proto::v1::kv_server::KvServer;
 use dht_proto::v1::peer_server::PeerServer;
-use dht_store::{Entry, Store};
+use dht_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::hlc::Hlc;
+use crate::lifecycle::{Lifecycle, Phase};
+use crate::local::Local;
+use crate::peers::Peers;
 use crate::pool::PeerPool;
+use crate::tasks::Tasks;
 use crate::{NodeConfig, NodeError};
 
-/// A running node. Cheap to share: everything lives behind an `Arc`.
+/// How long the server may take to close its connections once the node stopped.
+const SERVER_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A running node. Cheap to share: everything lives behind an `Arc`. Each field is one role:
+/// the Chord tables, where the node is in its life, the calls it makes to peers, the data it
+/// stores, its background work, and how it is observed.
 pub struct Node {
     pub(crate) cfg: NodeConfig,
     pub(crate) chord: ChordConfig,
@@ -24,33 +31,21 @@ pub struct Node {
     /// The Chord tables. A std mutex: every critical section is a few table operations and
     /// never spans an `.await`.
     pub(crate) state: Mutex<NodeState>,
-    /// Taken shared by every local read or write of owned keys and exclusively whenever the
-    /// predecessor changes in a way that hands part of our range away, so a handoff cannot
-    /// miss a write that was in flight when ownership moved.
-    pub(crate) ownership: tokio::sync::RwLock<()>,
-    /// Held shared by a key push arriving at this node, exclusively (briefly) by a leave, so a
-    /// leave never scans its store while entries are still arriving. Separate from
-    /// `ownership` so a long transfer does not hold up client requests.
-    pub(crate) leave_gate: tokio::sync::RwLock<()>,
-    /// False while joining (keys not yet received) and once leaving began.
-    pub(crate) serving: AtomicBool,
-    pub(crate) left: AtomicBool,
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) pool: Arc<PeerPool>,
-    /// Per-peer batching of forwarded operations.
-    pub(crate) coalescer: crate::coalesce::Coalescer,
-    pub(crate) hlc: Hlc,
+    /// Waiting, joining, serving, leaving, left: what the services and health ask.
+    pub(crate) life: Lifecycle,
+    /// Every outbound call to another node.
+    pub(crate) peers: Peers,
+    /// The local store, its clock and the locks that guard range moves.
+    pub(crate) local: Local,
+    /// Background tasks, tracked by name.
+    pub(crate) tasks: Tasks,
     /// Cancelled to stop the whole node (signal, or a `Leave` request).
     pub(crate) shutdown: CancellationToken,
-    /// Cancelled to stop the maintenance tasks (first thing a leave does).
-    pub(crate) tasks_stop: CancellationToken,
-    pub(crate) tasks: TaskTracker,
-    pub(crate) task_names: Mutex<Vec<&'static str>>,
     /// Metric handles, registered with whatever recorder was installed when the node was made.
     pub(crate) metrics: crate::telemetry::Metrics,
-    /// gRPC health, kept in step with `serving` and `left`.
+    /// gRPC health, kept in step with the lifecycle.
     pub(crate) health: crate::health::Health,
-    /// The cold start in progress, if any: what probes answer while we wait.
+    /// The cold start in progress, if any: who probed us, what we tell them.
     pub(crate) cold: crate::coldstart::Board,
 }
 
@@ -63,30 +58,25 @@ impl Node {
         let chord = cfg.chord()?;
         let me = Peer::from_addr(chord.space, &cfg.advertise);
         let state = NodeState::new(chord, me.clone());
-        let pool = Arc::new(PeerPool::new(cfg.timeout));
-        let tasks_stop = shutdown.child_token();
+        let tasks = Tasks::new(shutdown.child_token());
         let metrics = crate::telemetry::Metrics::new();
+        let peers = Peers::new(
+            me.clone(),
+            chord.space,
+            PeerPool::new(cfg.timeout),
+            tasks.clone(),
+            metrics.apply_batch_size.clone(),
+        );
         Ok(Arc::new(Node {
-            coalescer: crate::coalesce::Coalescer::new(
-                pool.clone(),
-                tasks_stop.clone(),
-                metrics.apply_batch_size.clone(),
-            ),
+            local: Local::new(store, Hlc::new(me.id.low_u64())),
             metrics,
             health: crate::health::Health::new(),
             cold: crate::coldstart::Board::new(),
-            pool,
-            hlc: Hlc::new(me.id.low_u64()),
+            life: Lifecycle::new(),
+            peers,
+            tasks,
             state: Mutex::new(state),
-            ownership: tokio::sync::RwLock::new(()),
-            leave_gate: tokio::sync::RwLock::new(()),
-            serving: AtomicBool::new(true),
-            left: AtomicBool::new(false),
-            tasks_stop,
             shutdown,
-            tasks: TaskTracker::new(),
-            task_names: Mutex::new(Vec::new()),
-            store,
             chord,
             me,
             cfg,
@@ -114,8 +104,9 @@ impl Node {
         self.state().clone()
     }
 
-    pub(crate) fn is_serving(&self) -> bool {
-        self.serving.load(Ordering::SeqCst)
+    /// Where the node is in its life.
+    pub fn phase(&self) -> Phase {
+        self.life.phase()
     }
 
     /// Serves `listener` until the shutdown token is cancelled, joining the ring through
@@ -141,7 +132,7 @@ impl Node {
         self.publish_not_serving().await;
         let health_svc = self.health.server();
         let stop = server_stop.clone();
-        let server = tokio::spawn(async move {
+        let mut server = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(peer_svc)
                 .add_service(kv_svc)
@@ -156,17 +147,18 @@ impl Node {
             .collect();
         // With bootstrap addresses, wait for a ring to join, or start it if the cold-start
         // rule says so (docs/protocol.md, "Cold start"); without, start a new ring.
-        if !bootstrap.is_empty() {
-            if let Err(e) = self.cold_start(&bootstrap).await {
+        if bootstrap.is_empty() {
+            self.life.set(Phase::Serving);
+        } else {
+            let joined = self.cold_start(&bootstrap).await;
+            if joined.is_err() || self.shutdown.is_cancelled() {
+                // Refused, gave up, or told to stop while still waiting: nothing to hand
+                // over, nobody to tell.
+                self.tasks.stop(self.cfg.shutdown_timeout).await;
                 server_stop.cancel();
-                let _ = server.await;
-                return Err(e);
-            }
-            if self.shutdown.is_cancelled() {
-                // Told to stop while still waiting: nothing to hand over, nobody to tell.
-                server_stop.cancel();
-                let _ = server.await;
-                return Ok(());
+                let _ = tokio::time::timeout(SERVER_DRAIN, &mut server).await;
+                server.abort();
+                return joined;
             }
         }
         self.publish_health().await;
@@ -175,58 +167,42 @@ impl Node {
         self.spawn_rehome();
 
         self.shutdown.cancelled().await;
-        if let Err(e) = self.leave().await {
+        let result = self.stop_within(self.cfg.shutdown_timeout).await;
+        server_stop.cancel();
+        // A graceful server stop waits for every connection to close; a peer that hangs
+        // (SIGSTOP, a dead host) never closes its own. Give them a moment, then cut them.
+        match tokio::time::timeout(SERVER_DRAIN, &mut server).await {
+            Ok(Ok(Ok(()))) => result,
+            Ok(Ok(Err(e))) => result.and(Err(NodeError::Internal(format!("server: {e}")))),
+            Ok(Err(e)) => result.and(Err(NodeError::Internal(format!("server task: {e}")))),
+            Err(_) => {
+                warn!("connections still open after the shutdown deadline; closing them");
+                server.abort();
+                result
+            }
+        }
+    }
+
+    /// Leaves the ring and stops every task, all within `deadline` even if a peer hangs;
+    /// says what was abandoned. A leave that did not complete is an error: the ring will
+    /// treat this node as failed, and the operator should know.
+    async fn stop_within(&self, deadline: std::time::Duration) -> Result<(), NodeError> {
+        let started = tokio::time::Instant::now();
+        let left = match tokio::time::timeout(deadline, self.leave()).await {
+            Ok(r) => r,
+            Err(_) => Err(NodeError::LeaveCutShort(format!(
+                "not finished within the shutdown deadline of {} s",
+                deadline.as_secs_f64()
+            ))),
+        };
+        if let Err(e) = &left {
             warn!(error = %e, "leave was cut short; the ring will treat this node as failed");
         }
-        self.tasks_stop.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
-        server_stop.cancel();
-        match server.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(NodeError::Internal(format!("server: {e}"))),
-            Err(e) => Err(NodeError::Internal(format!("server task: {e}"))),
+        let rest = deadline.saturating_sub(started.elapsed());
+        let abandoned = self.tasks.stop(rest).await;
+        if !abandoned.is_empty() {
+            warn!(tasks = %abandoned.join(", "), "shutdown deadline passed; abandoned these tasks");
         }
+        left
     }
-
-    // -------------------------------------------------------------- storage on a blocking thread
-
-    pub(crate) async fn store_apply(&self, entries: Vec<Entry>) -> Result<Vec<bool>, NodeError> {
-        blocking(&self.store, move |s| s.apply(&entries)).await
-    }
-
-    pub(crate) async fn store_get(&self, id: Id, key: Vec<u8>) -> Result<Option<Entry>, NodeError> {
-        blocking(&self.store, move |s| s.get(id, &key)).await
-    }
-
-    pub(crate) async fn store_scan(
-        &self,
-        from: Id,
-        to: Id,
-        after: Option<(Id, Vec<u8>)>,
-        limit: usize,
-    ) -> Result<Vec<Entry>, NodeError> {
-        blocking(&self.store, move |s| s.scan(from, to, after, limit)).await
-    }
-
-    pub(crate) async fn store_remove(
-        &self,
-        entries: Vec<(Id, Vec<u8>, dht_store::Version)>,
-    ) -> Result<usize, NodeError> {
-        blocking(&self.store, move |s| s.remove_versions(&entries)).await
-    }
-}
-
-/// Runs one storage call on a blocking thread: engines block (a durable one waits for its
-/// commit), and async tasks must not.
-pub(crate) async fn blocking<T, F>(store: &Arc<dyn Store>, call: F) -> Result<T, NodeError>
-where
-    T: Send + 'static,
-    F: FnOnce(&dyn Store) -> Result<T, dht_store::StoreError> + Send + 'static,
-{
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || call(store.as_ref()))
-        .await
-        .map_err(|e| NodeError::Internal(format!("storage task: {e}")))?
-        .map_err(NodeError::from)
 }

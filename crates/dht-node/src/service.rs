@@ -1,5 +1,6 @@
-//! The gRPC services: `Peer` for other nodes, `Kv` for clients. Handlers only translate; the
-//! work is in the node's modules, and every error becomes a status through `From<NodeError>`.
+//! The gRPC services: `Peer` for other nodes, `Kv` for clients. Handlers only decode, call
+//! the node and encode; the work is in the node's modules, the checks in `validate` and
+//! `lifecycle`, and every error becomes a status through `From<NodeError>` (`error`).
 //! Every `Kv` call is counted and timed under its operation (see `telemetry`).
 
 use std::future::Future;
@@ -9,12 +10,12 @@ use std::time::Instant;
 
 use dht_proto::v1 as pb;
 use dht_proto::v1::{kv_server::Kv, peer_server::Peer as PeerRpc};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert;
-use crate::handoff::PAGE;
-use crate::hlc::now_ms;
+use crate::error::NotServing;
+use crate::handoff::{range_stream, PAGE};
 use crate::node::Node;
 use crate::telemetry::{Handoff, KvOp};
 use crate::NodeError;
@@ -43,63 +44,20 @@ impl KvService {
     }
 }
 
-impl Node {
-    /// Validates a client's put and turns it into an owner operation (TTL made absolute here,
-    /// so the deadline travels with the key through every handoff).
-    fn put_op(&self, req: pb::PutRequest) -> Result<(Vec<u8>, pb::Op), NodeError> {
-        self.check_key(&req.key)?;
-        self.check_value(&req.value)?;
-        let expires_at_ms = if req.ttl_ms == 0 {
-            0
-        } else {
-            now_ms().saturating_add(req.ttl_ms)
-        };
-        let op = pb::Op {
-            op: Some(pb::op::Op::Put(pb::Entry {
-                key: req.key.clone(),
-                value: req.value,
-                version: None,
-                deleted: false,
-                expires_at_ms,
-            })),
-        };
-        Ok((req.key.to_vec(), op))
-    }
-
-    /// A node that has left answers no ring question: its reset ("alone") tables would tell
-    /// others it owns everything.
-    fn check_member(&self) -> Result<(), Status> {
-        if self.left.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Status::unavailable(
-                "node is not serving: it has left the ring",
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_hash_size(&self, theirs: u32) -> Result<(), NodeError> {
-        let ours = self.space().bits();
-        if theirs != ours {
-            return Err(NodeError::HashSizeMismatch { ours, theirs });
-        }
-        Ok(())
-    }
-}
-
 #[tonic::async_trait]
 impl PeerRpc for PeerService {
     async fn find_step(
         &self,
         req: Request<pb::FindStepRequest>,
     ) -> Result<Response<pb::FindStepReply>, Status> {
-        self.0.check_member()?;
+        self.0.life.check_member()?;
         let key = convert::id(self.0.space(), &req.into_inner().key_id)?;
         let step = {
             let st = self.0.state();
             // Joining alone (a restart the ring has not noticed): our empty tables would claim
             // every key. Refuse, so lookups skip us via our predecessor's successor list.
-            if !self.0.is_serving() && st.is_alone() {
-                return Err(Status::unavailable("node is not serving: joining"));
+            if !self.0.life.is_serving() && st.is_alone() {
+                return Err(NodeError::NotServing(NotServing::Joining).into());
             }
             st.find_step(key)
         };
@@ -112,6 +70,11 @@ impl PeerRpc for PeerService {
     ) -> Result<Response<pb::FindSuccessorReply>, Status> {
         let req = req.into_inner();
         self.0.check_hash_size(req.hash_size)?;
+        self.0.life.check_member()?;
+        // A node still waiting for its ring would name itself the owner of every key.
+        if self.0.life.is_waiting() {
+            return Err(NodeError::NotServing(NotServing::Waiting).into());
+        }
         let key = convert::id(self.0.space(), &req.key_id)?;
         let (owner, hops) = self.0.lookup(key).await?;
         Ok(Response::new(pb::FindSuccessorReply {
@@ -124,12 +87,12 @@ impl PeerRpc for PeerService {
         &self,
         _req: Request<pb::GetStateRequest>,
     ) -> Result<Response<pb::GetStateReply>, Status> {
-        self.0.check_member()?;
+        self.0.life.check_member()?;
         let st = self.0.state();
         // Joining alone after a restart the ring has not noticed: our empty list would replace
         // our predecessor's whole successor list. Refuse until we have joined.
-        if !self.0.is_serving() && st.is_alone() {
-            return Err(Status::unavailable("node is not serving: joining"));
+        if !self.0.life.is_serving() && st.is_alone() {
+            return Err(NodeError::NotServing(NotServing::Joining).into());
         }
         Ok(Response::new(pb::GetStateReply {
             self_: Some(convert::node_ref(st.me())),
@@ -150,7 +113,7 @@ impl PeerRpc for PeerService {
             .as_ref()
             .ok_or_else(|| NodeError::InvalidArgument("notify without a node".into()))?;
         let n = convert::peer(self.0.space(), n)?;
-        if !self.0.left.load(std::sync::atomic::Ordering::SeqCst) {
+        if !self.0.life.has_left() {
             self.0.rectify_from(&n).await;
         }
         Ok(Response::new(pb::NotifyReply {}))
@@ -161,9 +124,7 @@ impl PeerRpc for PeerService {
         if req.hash_size != 0 {
             self.0.check_hash_size(req.hash_size)?;
         }
-        if self.0.left.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Status::unavailable("node has left the ring"));
-        }
+        self.0.life.check_member()?;
         // A cold-start probe: the sender counts as heard, whether or not our list names it.
         // Advisory only: a sender we cannot place (another hash size) is not recorded, and
         // still gets our answer, from which it learns the mismatch.
@@ -203,7 +164,7 @@ impl PeerRpc for PeerService {
         let successors = convert::peers(space, &req.successors)?;
         let pred = convert::opt_peer(space, req.predecessor.as_ref())?;
         self.0.state().on_leave_notice(&leaving, &successors, pred);
-        self.0.pool.forget(&leaving.addr);
+        self.0.peers.forget(&leaving.addr);
         Ok(Response::new(pb::LeaveNoticeReply {}))
     }
 
@@ -216,32 +177,12 @@ impl PeerRpc for PeerService {
         let req = req.into_inner();
         let space = self.0.space();
         let (from, to) = (convert::id(space, &req.from)?, convert::id(space, &req.to)?);
-        let (tx, rx) = tokio::sync::mpsc::channel(PAGE);
         let node = self.0.clone();
-        tokio::spawn(async move {
-            let mut after = None;
-            loop {
-                match node.store_scan(from, to, after.clone(), PAGE).await {
-                    Ok(page) if page.is_empty() => break,
-                    Ok(page) => {
-                        after = page.last().map(|e| (e.id, e.key.clone()));
-                        for e in &page {
-                            if tx.send(Ok(convert::entry(e))).await.is_err() {
-                                return;
-                            }
-                        }
-                        node.metrics.handoff(Handoff::JoinOut, page.len() as u64);
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
-                        return;
-                    }
-                }
-            }
+        let entries = range_stream(self.0.local.store.clone(), from, to).map(move |r| {
+            node.metrics.handoff(Handoff::JoinOut, 1);
+            r.map(|e| convert::entry(&e)).map_err(Status::from)
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        Ok(Response::new(Box::pin(entries)))
     }
 
     async fn push_entries(
@@ -251,28 +192,27 @@ impl PeerRpc for PeerService {
         // Held for the whole stream: a leave of this node waits for it (the leave's own scan
         // then includes these entries), and a push that arrives after the leave began is
         // refused, so the sender hands its keys to its next successor instead.
-        let _gate = self.0.leave_gate.read().await;
-        if self.0.left.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Status::unavailable(
-                "node is not serving: it is leaving the ring",
-            ));
+        let _gate = self.0.local.leave_gate.read().await;
+        if self.0.life.has_left() {
+            return Err(NodeError::NotServing(NotServing::Leaving).into());
         }
         let mut stream = req.into_inner();
         let space = self.0.space();
         let mut batch = Vec::with_capacity(PAGE);
         let mut stored = 0u64;
         while let Some(e) = stream.message().await? {
-            let e = convert::from_entry(space, e);
-            self.0.hlc.observe(e.record.version);
-            batch.push(e);
+            batch.push(convert::from_entry(space, e));
             if batch.len() == PAGE {
                 stored += batch.len() as u64;
-                self.0.store_apply(std::mem::take(&mut batch)).await?;
+                self.0
+                    .local
+                    .store_incoming(std::mem::take(&mut batch))
+                    .await?;
             }
         }
         stored += batch.len() as u64;
         if !batch.is_empty() {
-            self.0.store_apply(batch).await?;
+            self.0.local.store_incoming(batch).await?;
         }
         self.0.metrics.handoff(Handoff::LeaveIn, stored);
         Ok(Response::new(pb::PushEntriesReply { stored }))
@@ -385,11 +325,8 @@ impl Kv for KvService {
         self.observed(KvOp::Lookup, async move {
             let key = req.into_inner().key;
             self.0.check_key(&key)?;
-            if self.0.cold.is_waiting() {
-                return Err(NodeError::NotServing(
-                    "waiting for its bootstrap nodes to form a ring",
-                )
-                .into());
+            if self.0.life.is_waiting() {
+                return Err(NodeError::NotServing(NotServing::Waiting).into());
             }
             let id = self.0.space().hash(&key);
             let (owner, hops) = self.0.lookup(id).await?;
@@ -408,16 +345,10 @@ impl Kv for KvService {
     ) -> Result<Response<pb::NodeInfoReply>, Status> {
         self.observed(KvOp::Info, async move {
             let node = &self.0;
-            let keys = node.store.len().map_err(NodeError::from)?;
+            let keys = node.local.len().await?;
             node.metrics.store_entries.set(keys as f64);
             let st = node.snapshot();
-            let tasks = node
-                .task_names
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let tasks = node.tasks.running();
             Ok(Response::new(pb::NodeInfoReply {
                 self_: Some(convert::node_ref(st.me())),
                 predecessor: st.predecessor().map(convert::node_ref),
@@ -441,7 +372,7 @@ impl Kv for KvService {
                     NodeError::InvalidArgument("join needs a bootstrap address".into()).into(),
                 );
             }
-            if self.0.cold.is_waiting() {
+            if self.0.life.is_waiting() {
                 return Err(NodeError::Precondition(
                     "this node is waiting for its bootstrap nodes to form a ring; restart it with the bootstrap list to join instead".into(),
                 )

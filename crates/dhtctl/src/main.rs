@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use dht_client::{Client, ClientError};
+use dht_client::{Client, ClientError, Reason};
 
 #[derive(Parser, Debug)]
 #[command(name = "dhtctl", version, about = "Command-line client for a dht ring")]
@@ -108,9 +108,17 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<ClientError>() {
         Some(ClientError::Unreachable { .. } | ClientError::Timeout { .. }) => 3,
         // The ring could not find or reach the key's owner in time.
-        Some(ClientError::Unavailable(m)) if m.contains("within") => 3,
-        // The node is joining, leaving, or still waiting for its ring to form: try later.
-        Some(ClientError::Unavailable(m)) if m.contains("not serving") => 3,
+        // Joining, leaving, waiting for its ring, or the key's owner not reached in time:
+        // the ring could not serve it now; try later.
+        Some(ClientError::Unavailable {
+            reason:
+                Reason::NotServing
+                | Reason::Left
+                | Reason::NoOwner
+                | Reason::NotOwner
+                | Reason::Overloaded,
+            ..
+        }) => 3,
         Some(ClientError::InvalidArgument(_)) => 4,
         _ => 5,
     }
@@ -289,4 +297,90 @@ fn print_info(i: &dht_client::NodeInfo, json: bool) {
     out!("replication  {}", i.replication_factor);
     out!("tasks        {}", i.tasks.join(" "));
     out!("version      {}", i.version);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use dht_client::ClientError;
+    use dht_core::Id;
+    use dht_node::{NodeError, NotServing};
+
+    use super::exit_code;
+
+    /// Every error a node can answer with, through the wire (`Status`), the client library's
+    /// classification and dhtctl's exit code: the code is chosen by variant and reason alone.
+    #[test]
+    fn every_node_error_reaches_its_documented_exit_code() {
+        let peer_timeout = tonic::Status::deadline_exceeded("peer did not answer");
+        let store_err = dht_store::StoreError::Backend("damaged page".into());
+        let cases: Vec<(NodeError, u8)> = vec![
+            (NodeError::InvalidArgument("bad".into()), 4),
+            (NodeError::KeyTooLarge { len: 9, limit: 1 }, 4),
+            (NodeError::ValueTooLarge { len: 9, limit: 1 }, 4),
+            (NodeError::EmptyKey, 4),
+            (
+                NodeError::HashSizeMismatch {
+                    ours: 160,
+                    theirs: 16,
+                },
+                5,
+            ),
+            (
+                NodeError::NotOwner {
+                    id: Id::ZERO,
+                    range: None,
+                },
+                3,
+            ),
+            (NodeError::NotServing(NotServing::Waiting), 3),
+            (NodeError::NotServing(NotServing::Joining), 3),
+            (NodeError::NotServing(NotServing::Leaving), 3),
+            (NodeError::Left, 3),
+            (NodeError::Overloaded, 3),
+            (NodeError::LookupFailed(Id::ZERO), 3),
+            (
+                NodeError::NoOwner {
+                    id: Id::ZERO,
+                    timeout_ms: 5,
+                },
+                3,
+            ),
+            (
+                NodeError::Peer {
+                    addr: "p:1".into(),
+                    status: peer_timeout,
+                },
+                3,
+            ),
+            (NodeError::Bootstrap("a:1".into()), 5),
+            (NodeError::Precondition("already a member".into()), 5),
+            (NodeError::Store(store_err), 5),
+            (
+                NodeError::Remote {
+                    code: tonic::Code::Internal,
+                    message: "x".into(),
+                },
+                5,
+            ),
+            (NodeError::LeaveCutShort("x".into()), 5),
+            (NodeError::Internal("x".into()), 5),
+        ];
+        for (e, want) in cases {
+            let text = e.to_string();
+            let status = tonic::Status::from(e);
+            let client = ClientError::from_status("n:1", Duration::from_secs(1), status);
+            let got = exit_code(&anyhow::Error::new(client));
+            assert_eq!(got, want, "{text}");
+        }
+        // What the transport says when the node is not there at all: unreachable, exit 3.
+        let refused = tonic::Status::unavailable("tcp connect error");
+        let client = ClientError::from_status("n:1", Duration::from_secs(1), refused);
+        assert!(
+            matches!(client, ClientError::Unreachable { .. }),
+            "{client:?}"
+        );
+        assert_eq!(exit_code(&anyhow::Error::new(client)), 3);
+    }
 }

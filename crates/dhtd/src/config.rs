@@ -35,6 +35,10 @@ pub struct Args {
     /// Default: keep trying for ever, as a daemon under a service manager should.
     #[arg(long, env = "DHT_BOOTSTRAP_TIMEOUT_S")]
     pub bootstrap_timeout_s: Option<f64>,
+    /// Seconds a stop (SIGTERM) may take in all, leave included; past it the node exits
+    /// anyway, saying what it abandoned (default 30).
+    #[arg(long, env = "DHT_SHUTDOWN_TIMEOUT_S")]
+    pub shutdown_timeout_s: Option<f64>,
     /// TOML configuration file (see config/dhtd.example.toml).
     #[arg(long, env = "DHT_CONFIG")]
     pub config: Option<PathBuf>,
@@ -99,6 +103,7 @@ pub struct FileConfig {
     pub advertise: Option<String>,
     pub bootstrap: Option<Vec<String>>,
     pub bootstrap_timeout_s: Option<f64>,
+    pub shutdown_timeout_s: Option<f64>,
     pub hash_size: Option<u32>,
     pub replication_factor: Option<u32>,
     pub timeout: Option<f64>,
@@ -178,6 +183,11 @@ impl Settings {
                 own_entry(&bind, &bootstrap).unwrap_or_else(|| bind.clone())
             }
             None => bind.clone(),
+        };
+        let shutdown_timeout = match args.shutdown_timeout_s.or(file.shutdown_timeout_s) {
+            None => d.shutdown_timeout,
+            Some(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Duration::from_secs_f64(s),
+            Some(s) => bail!("shutdown_timeout_s = {s}: must be a number of seconds in (0, 3600]"),
         };
         let bootstrap_timeout = match args.bootstrap_timeout_s.or(file.bootstrap_timeout_s) {
             None => None,
@@ -269,6 +279,7 @@ impl Settings {
                     d.expiry_interval,
                 ),
                 bootstrap_timeout,
+                shutdown_timeout,
             },
         };
         s.validate()?;
@@ -412,6 +423,7 @@ mod tests {
             "advertise",
             "bootstrap",
             "bootstrap_timeout_s",
+            "shutdown_timeout_s",
             "hash_size",
             "replication_factor",
             "timeout",

@@ -42,8 +42,18 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dhtd: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// One exit code per kind of failure: 2 is a bad configuration (above), 3 a leave that did
+/// not hand every key over (the ring treats the node as failed; its keys stay in its data
+/// directory), 1 anything else (no ring could be joined, storage, the listener).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<dht_node::NodeError>() {
+        Some(dht_node::NodeError::LeaveCutShort(_)) => 3,
+        _ => 1,
     }
 }
 
