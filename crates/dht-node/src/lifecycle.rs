@@ -259,6 +259,10 @@ impl Node {
             return Ok(());
         }
         self.tasks.token().cancel();
+        // Who could take our keys, as we knew it before settling: a successor that stops
+        // answering now is dropped from the list by stabilize, and an empty list must not make
+        // a member with keys look like a lone node with nothing to hand over.
+        let known = self.state().successors().to_vec();
         // NOT_SERVING now, before waiting for writes in flight to finish.
         self.publish_health().await;
         // Wait for pushes to us that are under way (their entries must be in our scan); later
@@ -268,8 +272,10 @@ impl Node {
         drop(self.local.ownership.write().await);
         self.settle_successor().await;
         let plan = self.state().leave_plan();
-        let handed_to = self.hand_over_everything(&plan.successors).await;
-        if !plan.successors.is_empty() && handed_to.is_none() {
+        let mut candidates = plan.successors.clone();
+        candidates.extend(known.into_iter().filter(|k| !plan.successors.contains(k)));
+        let handed_to = self.hand_over_everything(&candidates).await;
+        if !candidates.is_empty() && handed_to.is_none() {
             self.life.set(Phase::Left);
             return Err(NodeError::LeaveCutShort(
                 "no successor accepted the keys; they stay in this node's data directory".into(),
