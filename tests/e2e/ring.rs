@@ -246,7 +246,7 @@ async fn a_lone_node_that_joins_sends_keys_it_does_not_own_to_their_owner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_node_ring_that_loses_a_node_relinks_the_two_survivors() {
-    // CHORD.md small-ring rule, through real processes: after a crash (SIGKILL, no leave)
+    // docs/protocol.md small-ring rule, through real processes: after a crash (SIGKILL, no leave)
     // every successor list holds exactly the two survivors, and they keep serving.
     tokio::time::timeout(Duration::from_secs(120), async {
         let mut nodes = ring(3, &[]).await;

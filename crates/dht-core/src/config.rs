@@ -8,7 +8,7 @@ pub struct ChordConfig {
     pub space: IdSpace,
     /// r: successor-list length.
     pub successors: usize,
-    /// How many stabilize rounds a death is remembered (CHORD.md small-ring rule).
+    /// How many stabilize rounds a death is remembered (docs/protocol.md small-ring rule).
     pub dead_rounds: u64,
     /// How many preceding candidates a routing step returns, so the driver can fall back.
     pub step_fanout: usize,

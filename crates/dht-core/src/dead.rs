@@ -1,6 +1,6 @@
 //! Members recently seen dead.
 //!
-//! CHORD.md's small-ring rule: in a ring of at most r members every list holds every member,
+//! docs/protocol.md's small-ring rule: in a ring of at most r members every list holds every member,
 //! so a dead member copied from list to list would never leave. Remembering deaths for a few
 //! stabilize rounds, and filtering copied lists through that memory, breaks the cycle. Time is
 //! counted in the node's own stabilize rounds, so the core needs no clock. Direct evidence of

@@ -3,7 +3,7 @@
 //! The simulator (and any test that holds every node's state) hands in the states of the live
 //! members; an entry of a successor list that names no state in the snapshot is a dead node.
 //! The definitions follow Zave, "Reasoning about identifier spaces: how to make Chord correct"
-//! (IEEE TSE 2017), as stated in CHORD.md:
+//! (IEEE TSE 2017), as stated in docs/protocol.md:
 //!
 //! - a member's *best successor* is the first live entry of its successor list (itself when
 //!   the list is empty: a lone node); the best-successor graph has one out-edge per member;
@@ -232,7 +232,7 @@ impl fmt::Display for NotIdeal {
     }
 }
 
-/// CHORD.md "Ideal": every successor list holds exactly the next min(r, N−1) members, every
+/// docs/protocol.md "Ideal": every successor list holds exactly the next min(r, N−1) members, every
 /// predecessor is the true one (none for a lone node), and, with `fingers`, every finger is
 /// the member that succeeds its start.
 pub fn check_ideal(live: &[&NodeState], fingers: bool) -> Result<(), NotIdeal> {

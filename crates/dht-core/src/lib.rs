@@ -2,7 +2,7 @@
 //!
 //! This crate is the protocol: the node (`dht-node`) and the simulator (`dht-sim`) both drive
 //! these very types, so what the simulator measures is what `dhtd` runs. It follows Zave's
-//! corrected Chord as stated in `shared/CHORD.md`. Events come in as method calls (a reply, a
+//! corrected Chord as stated in `docs/protocol.md`. Events come in as method calls (a reply, a
 //! timeout, a notify); what to do next comes back as data ([`LookupStep`], [`StabilizeStep`],
 //! [`Rectify`]). Time is the count of stabilize rounds a node has begun.
 //!

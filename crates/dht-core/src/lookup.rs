@@ -4,7 +4,7 @@
 //! feeds back the reply or the timeout. Candidates form a stack: a reply's candidates (only
 //! members strictly closer to the key than the one that answered, so a lookup always
 //! terminates) go on top in the order the answering node prefers, and a timeout falls back to
-//! the next candidate below: the previous hop's next choice (CHORD.md, Lookup). It never gives
+//! the next candidate below: the previous hop's next choice (docs/protocol.md, Lookup). It never gives
 //! up while a candidate remains.
 //!
 //! Members that failed to answer (in this lookup, or known dead to the driving node) are never

@@ -2,7 +2,7 @@
 
 use crate::Peer;
 
-/// The owner plus the next `factor − 1` distinct members of its successor list (ARCHITECTURE.md,
+/// The owner plus the next `factor − 1` distinct members of its successor list (docs/architecture.md,
 /// Identifiers and ownership). Fewer when the ring is smaller than the factor.
 pub fn replica_set(owner: &Peer, owner_successors: &[Peer], factor: usize) -> Vec<Peer> {
     let mut out = vec![owner.clone()];

@@ -62,7 +62,7 @@ impl NodeState {
     }
 
     /// The ring interval (from, to] whose keys the last adoption moved to the new
-    /// predecessor, once: the driver hands those keys over (CHORD.md, key movement).
+    /// predecessor, once: the driver hands those keys over (docs/protocol.md, key movement).
     pub fn take_given_up(&mut self) -> Option<(Id, Id)> {
         self.given_up.take()
     }
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn adopting_a_predecessor_reports_the_keys_that_move_to_it() {
-        // CHORD.md, key movement: on join of n between p and s, the keys in (p, n] move to n.
+        // docs/protocol.md, key movement: on join of n between p and s, the keys in (p, n] move to n.
         let cfg = ChordConfig::new(8, 64).unwrap();
         let mut s = NodeState::new(cfg, p(100));
         // A lone node gives up everything but (n, me].

@@ -2,7 +2,7 @@
 //!
 //! A round: ask the first successor that answers for its predecessor p and its list; if p is
 //! live and in (me, s), ask p for its list and adopt p; otherwise adopt s's list; then rectify
-//! the new successor (CHORD.md, Stabilize). The driver performs each [`StabilizeStep::Query`]
+//! the new successor (docs/protocol.md, Stabilize). The driver performs each [`StabilizeStep::Query`]
 //! as a `GetState` call and each `Notify` as a rectify call.
 
 use crate::interval::between_open;
@@ -123,7 +123,7 @@ fn adopt(node: &mut NodeState, head: &Peer, list: &[Peer]) -> StabilizeStep {
 
 impl NodeState {
     /// The successor-list entry beyond the first to liveness-check this round, round robin
-    /// (CHORD.md small-ring rule). The driver pings it and reports a timeout as a death.
+    /// (docs/protocol.md small-ring rule). The driver pings it and reports a timeout as a death.
     pub fn next_probe(&mut self) -> Option<Peer> {
         let n = self.succ.len();
         if n < 2 {

@@ -22,7 +22,7 @@ pub enum Step {
     },
 }
 
-/// How a leaving node relinks its neighbours (CHORD.md, Leave).
+/// How a leaving node relinks its neighbours (docs/protocol.md, Leave).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeavePlan {
     /// Receives every key, and learns its new predecessor.
@@ -209,7 +209,7 @@ impl NodeState {
         primary.into_iter().chain(fallback).cloned().collect()
     }
 
-    /// A call to `id` did not answer within the timeout: forget it everywhere (CHORD.md,
+    /// A call to `id` did not answer within the timeout: forget it everywhere (docs/protocol.md,
     /// Failure) and remember the death for the small-ring rule.
     pub fn on_peer_dead(&mut self, id: Id) {
         if id == self.me.id {
@@ -228,7 +228,7 @@ impl NodeState {
         self.dead.remove(id);
     }
 
-    /// Completes a join (CHORD.md, Join): `succ` answered the lookup of our id and sent its
+    /// Completes a join (docs/protocol.md, Join): `succ` answered the lookup of our id and sent its
     /// list. The predecessor stays unknown until someone rectifies us.
     pub fn join(&mut self, succ: &Peer, succ_list: &[Peer]) {
         self.pred = None;

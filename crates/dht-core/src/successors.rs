@@ -3,7 +3,7 @@
 //! Zave's invariant OrderedSuccessorLists needs every list strictly increasing clockwise from
 //! its owner with no duplicates and never the owner itself. [`SuccessorList::rebuild`] is the
 //! only way a list changes wholesale, and it enforces all three, plus the small-ring rule of
-//! CHORD.md: members known dead are filtered out of any list copied from a peer.
+//! docs/protocol.md: members known dead are filtered out of any list copied from a peer.
 
 use crate::{DeadSet, Id, IdSpace, Peer};
 
@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn rebuild_filters_known_dead_members() {
-        // CHORD.md small-ring rule: a dead member must not circulate through copied lists.
+        // docs/protocol.md small-ring rule: a dead member must not circulate through copied lists.
         let s = IdSpace::new(8).unwrap();
         let mut dead = DeadSet::default();
         dead.insert(Id::from_u64(30), 0);

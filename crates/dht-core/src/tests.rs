@@ -218,7 +218,7 @@ fn lone_node_owns_everything_and_is_its_own_successor() {
 
 #[test]
 fn three_node_ring_losing_one_keeps_exactly_the_two_survivors() {
-    // CHORD.md small-ring rule, with the default r (20 for max_nodes = 1024).
+    // docs/protocol.md small-ring rule, with the default r (20 for max_nodes = 1024).
     let cfg = ChordConfig::default();
     let mut net = SyncNet::new(cfg);
     let first = net.peer(0);

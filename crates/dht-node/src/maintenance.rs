@@ -58,7 +58,7 @@ where
 }
 
 impl Node {
-    /// One stabilize round (CHORD.md, Stabilize), then one liveness probe of a successor-list
+    /// One stabilize round (docs/protocol.md, Stabilize), then one liveness probe of a successor-list
     /// entry beyond the first (the small-ring rule).
     pub(crate) async fn stabilize_once(&self) {
         let (mut st, mut step) = Stabilize::begin(&mut self.state());

@@ -14,7 +14,7 @@ use crate::NodeError;
 const MAX_LOOKUP_STEPS: usize = 512;
 
 impl Node {
-    /// The iterative lookup of `key`: its owner and the path length (CHORD.md convention).
+    /// The iterative lookup of `key`: its owner and the path length (docs/protocol.md convention).
     pub async fn lookup(&self, key: Id) -> Result<(Peer, u32), NodeError> {
         let (mut l, mut step) = Lookup::start(&self.state(), key);
         for _ in 0..MAX_LOOKUP_STEPS {

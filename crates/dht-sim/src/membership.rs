@@ -15,7 +15,7 @@ use crate::world::{Event, Ix, Purpose, SimNode, World};
 impl World {
     /// Creates a node with a fresh address (not yet a member). Its id is the SHA-1 of that
     /// address, like a real node's; with a small `hash_size` an address whose id is taken is
-    /// skipped (CHORD.md: a colliding node is refused).
+    /// skipped (docs/protocol.md: a colliding node is refused).
     pub fn add_node(&mut self) -> Ix {
         let space = self.cfg.chord.space;
         loop {

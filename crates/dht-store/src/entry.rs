@@ -1,4 +1,4 @@
-//! The data model (ARCHITECTURE.md, "Data model").
+//! The data model (docs/consistency.md).
 
 use dht_core::Id;
 

@@ -25,7 +25,7 @@ use crate::stats::{summarize, Summary};
 use crate::world::{LookupResult, Outcome, SimConfig, World};
 use crate::SimError;
 
-/// The hop convention, printed next to every hop figure (CHORD.md).
+/// The hop convention, printed next to every hop figure (docs/protocol.md).
 pub const HOPS: &str = "hops = nodes that answered until the key's predecessor was found \
 (the Chord paper's path length; 0 when the start node is the predecessor)";
 
