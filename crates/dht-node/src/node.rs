@@ -132,6 +132,9 @@ impl Node {
         self.publish_not_serving().await;
         let health_svc = self.health.server();
         let stop = server_stop.clone();
+        // The server is not one of `tasks`: it must keep answering while the leave hands keys
+        // over and after every task stopped, so `run` owns it, stops it last and bounds its
+        // drain (`SERVER_DRAIN`).
         let mut server = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(peer_svc)
