@@ -24,6 +24,8 @@ mod coldstart;
 mod config;
 mod convert;
 mod error;
+#[cfg(test)]
+mod failure_tests;
 mod handoff;
 mod health;
 mod hlc;

@@ -11,7 +11,7 @@ use crate::node::Node;
 use crate::NodeError;
 
 /// A lookup may not take more steps than this, whatever peers answer.
-const MAX_LOOKUP_STEPS: usize = 512;
+pub(crate) const MAX_LOOKUP_STEPS: usize = 512;
 
 impl Node {
     /// The iterative lookup of `key`: its owner and the path length (docs/protocol.md convention).
