@@ -364,7 +364,8 @@ mod tests {
     #[test]
     fn a_stale_predecessor_is_not_ideal() {
         let mut nodes = ring(&[10, 50, 90], 2);
-        nodes[1].on_predecessor_dead();
+        let pred = nodes[1].predecessor().cloned().unwrap();
+        nodes[1].on_predecessor_dead(&pred);
         assert_eq!(
             check_ideal(&refs(&nodes), false),
             Err(NotIdeal::Predecessor {

@@ -4,12 +4,13 @@
 //! these very types, so what the simulator measures is what `dhtd` runs. It follows Zave's
 //! corrected Chord as stated in `docs/protocol.md`. Events come in as method calls (a reply, a
 //! timeout, a notify); what to do next comes back as data ([`LookupStep`], [`StabilizeStep`],
-//! [`Rectify`]). Time is the count of stabilize rounds a node has begun.
+//! [`ProbeStep`], [`Rectify`]), including when to retry a failed call: drivers follow it and
+//! carry no protocol policy of their own. Time is the count of stabilize rounds a node has begun.
 //!
 //! Modules: [`id`] (identifiers, SHA-1, the circle), [`interval`] (modular interval tests),
 //! `peer`, `successors`, `finger`, `dead` (the node's tables), `state` (routing, ownership,
-//! failure, join and leave decisions), [`lookup`] (iterative lookup), `stabilize`, `rectify`,
-//! `fix_fingers` (maintenance), `coldstart` (who starts the ring when
+//! failure, join and leave decisions), [`lookup`] (iterative lookup), `stabilize`, `probe`
+//! (liveness checks, confirmed once), `rectify`, `fix_fingers` (maintenance), `coldstart` (who starts the ring when
 //! every node waits for another), [`placement`] (replica sets), `config`, [`invariants`] (Zave's ring properties
 //! over a snapshot of states, for tests and the simulator).
 
@@ -25,6 +26,7 @@ pub mod invariants;
 pub mod lookup;
 mod peer;
 pub mod placement;
+mod probe;
 mod rectify;
 mod stabilize;
 mod state;
@@ -41,6 +43,7 @@ pub use finger::{successor_in, FingerTable};
 pub use id::{Id, IdSpace};
 pub use lookup::{Lookup, LookupStep};
 pub use peer::Peer;
+pub use probe::{Probe, ProbeStep};
 pub use rectify::Rectify;
 pub use stabilize::{Stabilize, StabilizeStep};
 pub use state::{LeavePlan, NodeState, Step};

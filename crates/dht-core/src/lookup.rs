@@ -140,3 +140,128 @@ impl Lookup {
         LookupStep::Failed { hops: self.hops }
     }
 }
+
+/// One event in, the exact step out (docs/protocol.md, Lookup).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ChordConfig;
+
+    fn p(v: u64) -> Peer {
+        Peer::new(Id::from_u64(v), format!("n{v}"))
+    }
+
+    /// Node 10 (8-bit ids, r = 2, no fingers) on the ring {10, 50, 90, 130, 200}: its list
+    /// is [50, 90], so a key past 90 gives the candidates 90 then 50.
+    fn node() -> NodeState {
+        let cfg = ChordConfig::new(8, 64).unwrap().with_successors(2).unwrap();
+        let ring: Vec<Peer> = [10, 50, 90, 130, 200].map(p).to_vec();
+        let mut s = NodeState::new(cfg, p(10));
+        s.set_ideal(&ring);
+        s.clear_fingers();
+        s
+    }
+
+    #[test]
+    fn chord_a_lone_node_owns_every_key_in_zero_hops() {
+        // Chord §4.3: a node whose successor is itself answers find_successor alone.
+        let cfg = ChordConfig::new(8, 64).unwrap();
+        let n = NodeState::new(cfg, p(10));
+        let (_, step) = Lookup::start(&n, Id::from_u64(99));
+        assert_eq!(
+            step,
+            LookupStep::Done {
+                owner: p(10),
+                hops: 0
+            }
+        );
+    }
+
+    #[test]
+    fn chord_a_key_before_the_successor_is_owned_by_it_in_zero_hops() {
+        let (_, step) = Lookup::start(&node(), Id::from_u64(40));
+        assert_eq!(
+            step,
+            LookupStep::Done {
+                owner: p(50),
+                hops: 0
+            }
+        );
+    }
+
+    #[test]
+    fn chord_a_lookup_asks_the_closest_preceding_member_first() {
+        // Chord §4.3, closest_preceding_node: of 50 and 90, 90 is closer to 150.
+        let (_, step) = Lookup::start(&node(), Id::from_u64(150));
+        assert_eq!(step, LookupStep::Ask(p(90)));
+    }
+
+    #[test]
+    fn chord_a_closer_reply_is_followed_and_an_owner_reply_ends_the_lookup() {
+        // Chord §4.3, iterative find_successor: each hop counts one answering node.
+        let (mut l, _) = Lookup::start(&node(), Id::from_u64(150));
+        let closer = Step::Closer {
+            candidates: vec![p(130)],
+            successors: vec![p(130), p(200)],
+        };
+        assert_eq!(l.on_reply(&p(90), closer), LookupStep::Ask(p(130)));
+        let owner = Step::Owner {
+            owner: p(200),
+            successors: vec![p(200), p(10)],
+        };
+        assert_eq!(
+            l.on_reply(&p(130), owner),
+            LookupStep::Done {
+                owner: p(200),
+                hops: 2
+            }
+        );
+    }
+
+    #[test]
+    fn a_reply_whose_successors_cover_the_key_ends_the_lookup_there() {
+        // docs/protocol.md, Lookup: a node that answered with the key between itself and its
+        // first live successor names the owner, with no further hop.
+        let (mut l, _) = Lookup::start(&node(), Id::from_u64(120));
+        let closer = Step::Closer {
+            candidates: vec![],
+            successors: vec![p(130), p(200)],
+        };
+        assert_eq!(
+            l.on_reply(&p(90), closer),
+            LookupStep::Done {
+                owner: p(130),
+                hops: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_timeout_falls_back_to_the_next_candidate_then_fails_when_none_remain() {
+        // docs/protocol.md, Lookup: a timeout falls back to the previous hop's next choice,
+        // and the lookup gives up only when no candidate remains.
+        let (mut l, _) = Lookup::start(&node(), Id::from_u64(150));
+        assert_eq!(l.on_timeout(&p(90)), LookupStep::Ask(p(50)));
+        assert_eq!(l.on_timeout(&p(50)), LookupStep::Failed { hops: 0 });
+        assert_eq!(l.timeouts(), 2);
+    }
+
+    #[test]
+    fn chord_a_dead_hop_is_skipped_through_the_last_answering_node_s_successors() {
+        // Chord §5: 90 named 130 as the way to 150; 130 is silent, so the first live member of
+        // 90's list after it, 200, owns the key (150 lies in (90, 200]).
+        let (mut l, _) = Lookup::start(&node(), Id::from_u64(150));
+        let closer = Step::Closer {
+            candidates: vec![p(130)],
+            successors: vec![p(130), p(200)],
+        };
+        assert_eq!(l.on_reply(&p(90), closer), LookupStep::Ask(p(130)));
+        assert_eq!(
+            l.on_timeout(&p(130)),
+            LookupStep::Done {
+                owner: p(200),
+                hops: 1
+            }
+        );
+    }
+}

@@ -99,48 +99,46 @@ impl SyncNet {
     fn stabilize(&mut self, id: Id) {
         let mut me = self.nodes.remove(&id).unwrap();
         let (mut st, mut step) = Stabilize::begin(&mut me);
-        loop {
-            match step {
-                StabilizeStep::Query(p) if p.id == id => {
-                    let (pred, list) = (me.predecessor().cloned(), me.successors().to_vec());
-                    step = st.on_state(&mut me, &p, pred, &list);
+        while let StabilizeStep::Query(p) | StabilizeStep::Retry(p) = &step {
+            step = match self.nodes.get(&p.id).filter(|_| self.alive.contains(&p.id)) {
+                Some(other) => {
+                    let (pred, list) = (other.predecessor().cloned(), other.successors().to_vec());
+                    st.on_state(&mut me, &p.clone(), pred, &list)
                 }
-                StabilizeStep::Query(p) => {
-                    step = if self.alive.contains(&p.id) {
-                        let other = &self.nodes[&p.id];
-                        let (pred, list) =
-                            (other.predecessor().cloned(), other.successors().to_vec());
-                        st.on_state(&mut me, &p, pred, &list)
-                    } else {
-                        st.on_timeout(&mut me, &p)
+                None => st.on_timeout(&mut me, &p.clone()),
+            };
+        }
+        if let StabilizeStep::Notify(s) = step {
+            match self
+                .nodes
+                .get_mut(&s.id)
+                .filter(|_| self.alive.contains(&s.id))
+            {
+                Some(other) => {
+                    if let Rectify::CheckPredecessor(p) = other.rectify(me.me()) {
+                        let alive = self.alive.contains(&p.id);
+                        other.rectify_after_check(me.me(), &p, alive);
                     }
                 }
-                StabilizeStep::Notify(s) => {
-                    if s.id != id && self.alive.contains(&s.id) {
-                        let alive = self.alive.clone();
-                        let other = self.nodes.get_mut(&s.id).unwrap();
-                        if let Rectify::CheckPredecessor(p) = other.rectify(me.me()) {
-                            other.rectify_after_check(me.me(), &p, alive.contains(&p.id));
-                        }
-                    } else if s.id != id {
-                        me.on_peer_dead(s.id);
-                    }
+                None => me.on_peer_dead(s.id),
+            }
+        }
+        let probe = me.next_probe();
+        self.ping(&mut me, probe);
+        let check = me.check_predecessor();
+        self.ping(&mut me, check);
+        self.nodes.insert(id, me);
+    }
+
+    /// Pings the probe's peer until it answers or the core has confirmed its death.
+    fn ping(&self, me: &mut NodeState, probe: Option<Probe>) {
+        if let Some(mut probe) = probe {
+            while !self.alive.contains(&probe.peer().id) {
+                if let ProbeStep::Dead(_) = probe.on_timeout(me) {
                     break;
                 }
-                StabilizeStep::Done => break,
             }
         }
-        if let Some(p) = me.next_probe() {
-            if !self.alive.contains(&p.id) {
-                me.on_peer_dead(p.id);
-            }
-        }
-        if let Some(p) = me.predecessor().cloned() {
-            if !self.alive.contains(&p.id) {
-                me.on_predecessor_dead();
-            }
-        }
-        self.nodes.insert(id, me);
     }
 
     fn fix_all_fingers(&mut self, id: Id) {

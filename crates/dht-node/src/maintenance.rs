@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dht_core::{Peer, Rectify, Stabilize, StabilizeStep};
+use dht_core::{Peer, Probe, ProbeStep, Rectify, Stabilize, StabilizeStep};
 use tracing::{debug, warn};
 
 use crate::hlc::now_ms;
@@ -59,18 +59,14 @@ where
 
 impl Node {
     /// One stabilize round (docs/protocol.md, Stabilize), then one liveness probe of a successor-list
-    /// entry beyond the first (the small-ring rule).
+    /// entry beyond the first (the small-ring rule). The core decides when a failed call is
+    /// asked again (`Retry`, on a fresh connection) and when the peer counts as dead.
     pub(crate) async fn stabilize_once(&self) {
         let (mut st, mut step) = Stabilize::begin(&mut self.state());
         loop {
             match step {
-                StabilizeStep::Query(p) if p.id == self.me.id => {
-                    let mut s = self.state();
-                    let (pred, list) = (s.predecessor().cloned(), s.successors().to_vec());
-                    step = st.on_state(&mut s, &p, pred, &list);
-                }
-                StabilizeStep::Query(p) => {
-                    step = match self.get_state_confirmed(&p).await {
+                StabilizeStep::Query(p) | StabilizeStep::Retry(p) => {
+                    step = match self.peers.get_state(&p).await {
                         Ok((pred, list)) => st.on_state(&mut self.state(), &p, pred, &list),
                         Err(e) if e.peer_unreachable() => {
                             self.peers.forget(&p.addr);
@@ -78,7 +74,7 @@ impl Node {
                         }
                         Err(e) => {
                             warn!(peer = %p.addr, error = %e, "stabilize: peer refused");
-                            st.on_timeout(&mut self.state(), &p)
+                            st.on_refused(&mut self.state(), &p)
                         }
                     };
                 }
@@ -95,13 +91,7 @@ impl Node {
         }
         self.metrics.stabilize_rounds.increment(1);
         let probe = self.state().next_probe();
-        if let Some(p) = probe {
-            if let Err(e) = self.ping_confirmed(&p).await {
-                if e.peer_unreachable() {
-                    self.peer_dead(&p);
-                }
-            }
-        }
+        self.run_probe(probe).await;
     }
 
     pub(crate) async fn fix_finger_once(&self) {
@@ -112,47 +102,30 @@ impl Node {
         }
     }
 
-    /// A call that failed as if the peer were dead is tried once more on a fresh connection
-    /// before the maintenance tasks act on it: one slow or lost reply must not evict a live
-    /// member from the successor list and the dead set for several rounds (the simulator
-    /// showed that this shrinks the effective list under message loss).
-    async fn get_state_confirmed(
-        &self,
-        p: &dht_core::Peer,
-    ) -> Result<(Option<dht_core::Peer>, Vec<dht_core::Peer>), crate::NodeError> {
-        match self.peers.get_state(p).await {
-            Err(e) if e.peer_unreachable() => {
-                self.peers.forget(&p.addr);
-                self.peers.get_state(p).await
-            }
-            other => other,
-        }
-    }
-
-    async fn ping_confirmed(&self, p: &dht_core::Peer) -> Result<(), crate::NodeError> {
-        match self.peers.ping(p).await {
-            Err(e) if e.peer_unreachable() => {
-                self.peers.forget(&p.addr);
-                self.peers.ping(p).await
-            }
-            other => other,
-        }
-    }
-
     pub(crate) async fn check_predecessor_once(&self) {
-        let pred = self.state().predecessor().cloned();
-        if let Some(p) = pred {
-            if let Err(e) = self.ping_confirmed(&p).await {
-                if e.peer_unreachable() {
-                    self.metrics.peer_deaths.increment(1);
-                    // The ping took a while: a newer predecessor adopted meanwhile stays.
-                    let mut st = self.state();
-                    if st.predecessor().is_some_and(|q| q.id == p.id) {
-                        st.on_predecessor_dead();
-                    }
-                    drop(st);
+        let probe = self.state().check_predecessor();
+        self.run_probe(probe).await;
+    }
+
+    /// Pings a liveness probe's peer. A ping that fails as if the peer were dead drops the
+    /// connection and goes to the core, which asks for one retry on a fresh connection before
+    /// it acts (one slow or lost reply must not evict a live member), and ignores a stale
+    /// predecessor report itself.
+    async fn run_probe(&self, probe: Option<Probe>) {
+        let Some(mut probe) = probe else {
+            return;
+        };
+        loop {
+            let p = probe.peer().clone();
+            match self.peers.ping(&p).await {
+                Err(e) if e.peer_unreachable() => {
                     self.peers.forget(&p.addr);
+                    if let ProbeStep::Dead(_) = probe.on_timeout(&mut self.state()) {
+                        self.metrics.peer_deaths.increment(1);
+                        return;
+                    }
                 }
+                _ => return,
             }
         }
     }

@@ -3,7 +3,7 @@
 //! Each function feeds one answer (or timeout) into the core state machine it belongs to and
 //! performs the step the core returns, as `dht-node`'s maintenance tasks do over gRPC.
 
-use dht_core::{Lookup, LookupStep, Peer, Rectify, Stabilize, StabilizeStep};
+use dht_core::{Lookup, LookupStep, Peer, ProbeStep, Rectify, Stabilize, StabilizeStep};
 
 use crate::world::{
     Cont, Event, Ix, LookupResult, LookupRun, Outcome, Purpose, Req, Resp, TimerKind, World,
@@ -52,7 +52,7 @@ impl World {
             (Cont::ColdProbe { round }, Resp::ColdProbe { standing, lowest }) => {
                 self.on_cold_reply(me, round, Some((from_peer, standing, lowest)))
             }
-            (Cont::Probe { .. } | Cont::CheckPred { .. }, _) => {}
+            (Cont::Probe(_), _) => {}
             (cont, resp) => debug_assert!(false, "reply {resp:?} does not fit {cont:?}"),
         }
     }
@@ -68,21 +68,9 @@ impl World {
                     self.advance_lookup(slot, next);
                 }
             }
-            Cont::Stabilize { epoch, retried } => {
+            Cont::Stabilize { epoch } => {
                 let node = &mut self.nodes[me as usize];
                 if node.stab_epoch != epoch {
-                    return;
-                }
-                if !retried {
-                    self.call(
-                        me,
-                        &peer_p,
-                        Req::GetState,
-                        Cont::Stabilize {
-                            epoch,
-                            retried: true,
-                        },
-                    );
                     return;
                 }
                 if let Some(mut st) = node.stabilize.take() {
@@ -90,17 +78,10 @@ impl World {
                     self.drive_stabilize(me, st, step);
                 }
             }
-            Cont::Probe { retried: false } => {
-                self.call(me, &peer_p, Req::Ping, Cont::Probe { retried: true })
-            }
-            Cont::Probe { retried: true } => self.nodes[me as usize].state.on_peer_dead(peer_p.id),
-            Cont::CheckPred { retried: false } => {
-                self.call(me, &peer_p, Req::Ping, Cont::CheckPred { retried: true })
-            }
-            Cont::CheckPred { retried: true } => {
-                let st = &mut self.nodes[me as usize].state;
-                if st.predecessor().is_some_and(|p| p.id == peer_p.id) {
-                    st.on_predecessor_dead();
+            Cont::Probe(mut probe) => {
+                let state = &mut self.nodes[me as usize].state;
+                if let ProbeStep::Retry(p) = probe.on_timeout(state) {
+                    self.call(me, &p, Req::Ping, Cont::Probe(probe));
                 }
             }
             Cont::RectifyCheck { n } => {
@@ -148,13 +129,10 @@ impl World {
                 self.q.after(every, Event::Timer { node, kind });
                 self.begin_stabilize(node);
                 let n = &mut self.nodes[node as usize];
-                let probe = n.state.next_probe();
-                let pred = n.state.predecessor().cloned();
-                if let Some(p) = probe {
-                    self.call(node, &p, Req::Ping, Cont::Probe { retried: false });
-                }
-                if let Some(p) = pred {
-                    self.call(node, &p, Req::Ping, Cont::CheckPred { retried: false });
+                let probes = [n.state.next_probe(), n.state.check_predecessor()];
+                for probe in probes.into_iter().flatten() {
+                    let p = probe.peer().clone();
+                    self.call(node, &p, Req::Ping, Cont::Probe(probe));
                 }
             }
             TimerKind::FixFinger => {
@@ -180,45 +158,23 @@ impl World {
         self.drive_stabilize(node, st, step);
     }
 
-    fn drive_stabilize(&mut self, node: Ix, mut st: Stabilize, mut step: StabilizeStep) {
-        loop {
-            let n = &mut self.nodes[node as usize];
-            match step {
-                StabilizeStep::Query(p) if p.id == n.state.id() => {
-                    let (pred, list) = (
-                        n.state.predecessor().cloned(),
-                        n.state.successors().to_vec(),
-                    );
-                    step = st.on_state(&mut n.state, &p, pred, &list);
-                }
-                StabilizeStep::Query(p) => {
-                    let epoch = n.stab_epoch;
-                    n.stabilize = Some(st);
-                    self.call(
-                        node,
-                        &p,
-                        Req::GetState,
-                        Cont::Stabilize {
-                            epoch,
-                            retried: false,
-                        },
-                    );
-                    return;
-                }
-                StabilizeStep::Notify(s) => {
-                    n.stabilize = None;
-                    if s.id != n.state.id() {
-                        if let Some(to) = self.ix_of(s.id) {
-                            self.send(|| Event::Rectify { from: node, to });
-                        }
-                    }
-                    return;
-                }
-                StabilizeStep::Done => {
-                    n.stabilize = None;
-                    return;
+    /// Performs the step the node's stabilize round asks for: a `GetState` call (a first try
+    /// or the core's one retry alike), the rectify that ends the round, or nothing.
+    fn drive_stabilize(&mut self, node: Ix, st: Stabilize, step: StabilizeStep) {
+        let n = &mut self.nodes[node as usize];
+        n.stabilize = None;
+        match step {
+            StabilizeStep::Query(p) | StabilizeStep::Retry(p) => {
+                let epoch = n.stab_epoch;
+                n.stabilize = Some(st);
+                self.call(node, &p, Req::GetState, Cont::Stabilize { epoch });
+            }
+            StabilizeStep::Notify(s) => {
+                if let Some(to) = self.ix_of(s.id) {
+                    self.send(|| Event::Rectify { from: node, to });
                 }
             }
+            StabilizeStep::Done => {}
         }
     }
 

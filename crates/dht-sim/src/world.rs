@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use dht_core::invariants::{check_ideal, check_ring, RingShape, Violation};
-use dht_core::{ChordConfig, Id, Lookup, NodeState, Peer, Stabilize, Standing, Step};
+use dht_core::{ChordConfig, Id, Lookup, NodeState, Peer, Probe, Stabilize, Standing, Step};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
@@ -92,26 +92,20 @@ pub(crate) enum Resp {
 }
 
 /// What the caller does with the answer: the continuation of a call.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Cont {
     Lookup {
         slot: u32,
         gen: u32,
     },
-    /// `retried`: like dhtd, a maintenance call that times out is sent once more before the
-    /// callee is presumed dead.
+    /// A `GetState` of stabilize round `epoch`; the node's [`Stabilize`] decides whether a
+    /// timeout is retried.
     Stabilize {
         epoch: u64,
-        retried: bool,
     },
-    /// Liveness probe of a successor-list entry beyond the first.
-    Probe {
-        retried: bool,
-    },
-    /// Check predecessor.
-    CheckPred {
-        retried: bool,
-    },
+    /// A liveness ping (the small-ring probe or check predecessor), carrying the core's
+    /// [`Probe`], which decides whether a timeout is retried.
+    Probe(Probe),
     /// The callee of a rectify from `n` pings its predecessor before replacing it.
     RectifyCheck {
         n: Ix,
