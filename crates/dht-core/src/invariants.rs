@@ -11,7 +11,13 @@
 //! - **OrderedRing**: along the cycle, no ring member lies strictly between two consecutive
 //!   ones (the cycle goes round the circle exactly once, in identifier order);
 //! - **ConnectedAppendages**: every member off the ring reaches it;
-//! - **OrderedSuccessorLists**: every list is strictly increasing clockwise from its owner.
+//! - **OrderedSuccessorLists**: every list is strictly increasing clockwise from its owner;
+//! - **AloneOnlyInRingOfOne** (ours, not Zave's): a member with an empty list believes it is
+//!   alone, which is its own ring of one. Zave's graph properties accept that even among many
+//!   members, since everyone else then reaches it as an appendage; but a legitimate lone node
+//!   is one nobody knows a member beyond: while the first node of a ring is still alone, every
+//!   list was copied from its (empty) one and ends at it. So a lone member is a violation when
+//!   another member's list names a live member after it.
 //!
 //! [`check_ideal`] tests the stronger state that stabilization must reach once joins and
 //! failures stop. These are checks, not rules: nothing here changes a node.
@@ -38,6 +44,9 @@ pub enum Violation {
     /// `node` is off the ring and its walk dead-ends at `dead_end`, a member whose successor
     /// list holds no live member.
     ConnectedAppendages { node: Id, dead_end: Id },
+    /// `node` believes it is alone (an empty list) although `witness` lists the live member
+    /// `beyond` after it: the ring has more than one member.
+    AloneOnlyInRingOfOne { node: Id, witness: Id, beyond: Id },
 }
 
 impl Violation {
@@ -49,6 +58,7 @@ impl Violation {
             Violation::AtMostOneRing { .. } => "AtMostOneRing",
             Violation::OrderedRing { .. } => "OrderedRing",
             Violation::ConnectedAppendages { .. } => "ConnectedAppendages",
+            Violation::AloneOnlyInRingOfOne { .. } => "AloneOnlyInRingOfOne",
         }
     }
 }
@@ -77,6 +87,14 @@ impl fmt::Display for Violation {
             Violation::ConnectedAppendages { node, dead_end } => write!(
                 f,
                 "ConnectedAppendages: {node:?} never reaches the ring (dead end at {dead_end:?})"
+            ),
+            Violation::AloneOnlyInRingOfOne {
+                node,
+                witness,
+                beyond,
+            } => write!(
+                f,
+                "AloneOnlyInRingOfOne: {node:?} believes it is alone, but {witness:?} lists the live member {beyond:?} after it"
             ),
         }
     }
@@ -123,6 +141,23 @@ pub fn check_ring(live: &[&NodeState]) -> Result<RingShape, Violation> {
                 });
             }
             last = d;
+        }
+    }
+
+    // A lone member (empty list) that another member's list passes.
+    for s in &nodes {
+        let list = s.successors();
+        if let Some(k) = list
+            .iter()
+            .position(|p| index(p.id).is_some_and(|j| nodes[j].successors().is_empty()))
+        {
+            if let Some(beyond) = list[k + 1..].iter().find(|p| index(p.id).is_some()) {
+                return Err(Violation::AloneOnlyInRingOfOne {
+                    node: list[k].id,
+                    witness: s.id(),
+                    beyond: beyond.id,
+                });
+            }
         }
     }
 
@@ -373,5 +408,48 @@ mod tests {
             })
         );
         assert!(check_ring(&refs(&nodes)).is_ok());
+    }
+    #[test]
+    fn a_member_reset_to_alone_in_a_ring_of_several_is_a_violation() {
+        // An empty list is legitimate only in a ring of one: 10 still lists 90 and then 130,
+        // so 90 cannot be alone. Zave's five properties alone accept this state (90 is a ring
+        // of one and every other member an appendage that reaches it).
+        let mut nodes = ring(&[10, 50, 90, 130, 200], 3);
+        nodes[2].reset();
+        assert_eq!(
+            check_ring(&refs(&nodes)),
+            Err(Violation::AloneOnlyInRingOfOne {
+                node: Id::from_u64(90),
+                witness: Id::from_u64(10),
+                beyond: Id::from_u64(130),
+            })
+        );
+    }
+
+    #[test]
+    fn a_ring_of_one_and_its_first_joiners_may_be_alone() {
+        // A lone node is a ring of one.
+        let nodes = ring(&[10], 3);
+        assert_eq!(
+            check_ring(&refs(&nodes)),
+            Ok(RingShape {
+                members: 1,
+                ring: 1
+            })
+        );
+        // The first node of a ring stays alone until it stabilizes; meanwhile joiners point at
+        // it, directly or through each other, and their lists end at it (copied from its own).
+        let p = |v: u64| Peer::new(Id::from_u64(v), format!("n{v}"));
+        let mut nodes = ring(&[10, 50, 90], 3);
+        nodes[0].reset();
+        nodes[1].join(&p(90), &[p(10)]);
+        nodes[2].join(&p(10), &[]);
+        assert_eq!(
+            check_ring(&refs(&nodes)),
+            Ok(RingShape {
+                members: 3,
+                ring: 1
+            })
+        );
     }
 }

@@ -14,6 +14,7 @@ use crate::report::{f, plot, Chart, Out, Series, Style};
 use crate::stats::quantile;
 use crate::world::{SimConfig, World};
 use crate::SimError;
+use dht_core::invariants::Violation;
 
 /// Runs `k` stabilize rounds; with `check`, checks the invariants after each and stops at the
 /// first violation with a full report.
@@ -137,13 +138,12 @@ pub fn safety_run(
     })
 }
 
+/// What a negative control found: the round, the violation, and its report.
+pub type Caught = (u64, Violation, String);
+
 /// The negative control: an ideal ring loses the r successors of one member at once. Returns
-/// the round and report of the violation the checker found, or `None` if it found none.
-pub fn negative_run(
-    cfg: SimConfig,
-    nodes: usize,
-    rounds: u64,
-) -> Result<Option<(u64, String)>, SimError> {
+/// the round, violation and report of what the checker found, or `None` if it found none.
+pub fn negative_run(cfg: SimConfig, nodes: usize, rounds: u64) -> Result<Option<Caught>, SimError> {
     let mut w = World::new(cfg)?;
     w.build_ideal(nodes);
     let r = w.cfg.chord.successors;
@@ -164,7 +164,8 @@ pub fn negative_run(
     for round in 0..rounds {
         w.run_rounds(1);
         if let Err(v) = w.check() {
-            return Ok(Some((round + 1, violation_report(&w, round + 1, &v))));
+            let report = violation_report(&w, round + 1, &v);
+            return Ok(Some((round + 1, v, report)));
         }
     }
     Ok(None)
@@ -187,7 +188,7 @@ pub fn check(common: &Common, a: &CheckArgs) -> Result<String, SimError> {
             for run in 0..a.runs {
                 let seed = common.seed + run;
                 match negative_run(c.sim(seed)?, a.nodes, a.rounds)? {
-                    Some((round, report)) => {
+                    Some((round, _, report)) => {
                         caught += 1;
                         text += &format!("seed {seed}: violation caught at round {round}\n");
                         first.get_or_insert(report);
@@ -313,11 +314,38 @@ mod tests {
 
     #[test]
     fn the_negative_control_is_reported_as_a_violation() {
+        // Zave's failure assumption: a member that loses all r successors at once is cut off;
+        // its predecessors' walks end at it, so no member is left on a cycle.
         let c = common(&["--check", "--successors", "3"]);
         let found = negative_run(c.sim(1).unwrap(), 40, 10).unwrap();
-        let (_, report) = found.expect("killing r consecutive nodes must break an invariant");
+        let (_, v, report) = found.expect("killing r consecutive nodes must break an invariant");
+        assert_eq!(v.property(), "AtLeastOneRing", "{report}");
+        assert!(report.contains("property AtLeastOneRing"), "{report}");
         assert!(report.contains("seed 1"), "{report}");
         assert!(report.contains("killed"), "{report}");
+    }
+
+    #[test]
+    fn a_member_reset_to_a_lone_node_in_a_40_member_ring_is_a_violation() {
+        // The second negative control: one member of an ideal ring forgets every pointer, as a
+        // node that left does (`NodeState::reset`). Being alone is legitimate only in a ring of
+        // one; here its predecessor still lists members beyond it.
+        let c = common(&["--check", "--successors", "3"]);
+        let mut w = World::new(c.sim(1).unwrap()).unwrap();
+        w.build_ideal(40);
+        assert!(w.check().is_ok());
+        let ring = w.member_ids();
+        let lone = ring[7];
+        let ix = w.ix_of(lone).unwrap();
+        w.nodes[ix as usize].state.reset();
+        assert_eq!(
+            w.check(),
+            Err(Violation::AloneOnlyInRingOfOne {
+                node: lone,
+                witness: ring[5],
+                beyond: ring[8],
+            })
+        );
     }
 
     proptest! {

@@ -14,6 +14,9 @@ pub mod partition;
 pub mod path_length;
 pub mod scale;
 
+#[cfg(test)]
+mod determinism;
+
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
