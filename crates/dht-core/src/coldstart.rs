@@ -22,6 +22,14 @@
 //!   probe is heard by the second (it listens before it probes), so two nodes both starting
 //!   needs a node invisible for two whole rounds: a partition, which ring unification handles.
 //!
+//! - *Only listed nodes start.* A node may start the ring only if it is *eligible*: some
+//!   bootstrap list names it (its own, or a peer's that probes it because its list names it).
+//!   Every eligible node is then probed directly, every round, by every node whose list names
+//!   it, so the two-round argument above holds for every node that could start. A node off
+//!   every list (a late addition pointed at a few seeds) only ever joins: otherwise it could
+//!   confirm itself on hearsay a round stale, or start and then be forgotten by seeds that
+//!   knew it only from its probes (both found by the simulator, `dht-sim cold-start`).
+//!
 //! A node that hears nothing at all keeps waiting: starting alone would make a ring of its
 //! own beside the one its peers may be forming. A node started without any bootstrap address
 //! (other than its own) starts a ring at once; that is the driver's decision, not this one's.
@@ -44,8 +52,11 @@ pub enum Standing {
 pub struct Heard {
     pub peer: Peer,
     pub standing: Standing,
-    /// For a waiting peer: the lowest waiting node it heard from directly, itself included.
+    /// For a waiting peer: the lowest eligible waiting node it heard from directly, itself
+    /// included if eligible.
     pub lowest: Option<Peer>,
+    /// Whether the peer may start a ring (a bootstrap list names it).
+    pub eligible: bool,
 }
 
 impl Heard {
@@ -54,14 +65,25 @@ impl Heard {
             peer,
             standing: Standing::Member,
             lowest: None,
+            eligible: true,
         }
     }
 
+    /// A waiting peer that a bootstrap list names (it may start the ring).
     pub fn waiting(peer: Peer, lowest: Option<Peer>) -> Heard {
         Heard {
             peer,
             standing: Standing::Waiting,
             lowest,
+            eligible: true,
+        }
+    }
+
+    /// A waiting peer that no list names: it will only ever join.
+    pub fn waiting_unlisted(peer: Peer, lowest: Option<Peer>) -> Heard {
+        Heard {
+            eligible: false,
+            ..Heard::waiting(peer, lowest)
         }
     }
 }
@@ -83,9 +105,9 @@ pub struct ColdStart {
     me: Peer,
     /// Consecutive rounds in which this node was the lowest waiting node it knew of.
     confirmed: u32,
-    /// The lowest waiting node heard from directly in the last round (us included): what we
-    /// tell others.
-    lowest: Peer,
+    /// The lowest eligible waiting node heard from directly in the last round (us included
+    /// if eligible): what we tell others.
+    lowest: Option<Peer>,
 }
 
 /// Total order on candidates: by id, then by address (ids collide only with tiny hash sizes).
@@ -99,24 +121,25 @@ impl ColdStart {
 
     pub fn new(me: Peer) -> ColdStart {
         ColdStart {
-            lowest: me.clone(),
+            lowest: None,
             me,
             confirmed: 0,
         }
     }
 
-    /// The lowest waiting node this one heard from directly in its last round (itself if
-    /// none is lower): the hearsay it passes on.
-    pub fn lowest(&self) -> &Peer {
-        &self.lowest
+    /// The lowest eligible waiting node this one heard from directly in its last round
+    /// (itself if eligible and none is lower): the hearsay it passes on.
+    pub fn lowest(&self) -> Option<&Peer> {
+        self.lowest.as_ref()
     }
 
     /// Decides after one round, from everything heard in it (answers to our probes and
-    /// probes we received; duplicates and our own address are ignored).
-    pub fn on_round(&mut self, heard: &[Heard]) -> ColdStartStep {
+    /// probes we received; duplicates and our own address are ignored). `eligible`: whether
+    /// this node may start the ring (a bootstrap list names it).
+    pub fn on_round(&mut self, heard: &[Heard], eligible: bool) -> ColdStartStep {
         let others = heard.iter().filter(|h| h.peer != self.me);
         let mut members: Vec<Peer> = Vec::new();
-        let mut direct = self.me.clone();
+        let mut direct: Option<Peer> = eligible.then(|| self.me.clone());
         let mut reported: Vec<Peer> = Vec::new();
         for h in others.clone() {
             match h.standing {
@@ -126,8 +149,8 @@ impl ColdStart {
                     }
                 }
                 Standing::Waiting => {
-                    if key(&h.peer) < key(&direct) {
-                        direct = h.peer.clone();
+                    if h.eligible && direct.as_ref().is_none_or(|d| key(&h.peer) < key(d)) {
+                        direct = Some(h.peer.clone());
                     }
                     if let Some(l) = &h.lowest {
                         if *l != self.me && !reported.contains(l) {
@@ -147,11 +170,12 @@ impl ColdStart {
             .into_iter()
             .filter(|r| !others.clone().any(|h| h.peer == *r))
             .collect();
-        let lowest_known = probe
-            .iter()
-            .fold(&direct, |low, p| if key(p) < key(low) { p } else { low });
+        let lowest_known = probe.iter().fold(direct.as_ref(), |low, p| match low {
+            Some(l) if key(l) <= key(p) => Some(l),
+            _ => Some(p),
+        });
         let candidates = others.clone().any(|h| h.standing == Standing::Waiting);
-        if !candidates || *lowest_known != self.me {
+        if !eligible || !candidates || lowest_known != Some(&self.me) {
             self.confirmed = 0;
             return ColdStartStep::Wait { probe };
         }
@@ -180,7 +204,10 @@ mod tests {
     #[test]
     fn a_member_is_joined_whatever_else_is_heard() {
         let mut cs = ColdStart::new(p(1));
-        let step = cs.on_round(&[wait(2, 2), Heard::member(p(9)), Heard::member(p(7))]);
+        let step = cs.on_round(
+            &[wait(2, 2), Heard::member(p(9)), Heard::member(p(7))],
+            true,
+        );
         assert_eq!(step, ColdStartStep::Join(vec![p(9), p(7)]));
     }
 
@@ -191,18 +218,18 @@ mod tests {
         let heard_by_low = [wait(5, 5), wait(8, 5)];
         let heard_by_high = [wait(1, 1), wait(8, 1)];
         assert_eq!(
-            low.on_round(&heard_by_low),
+            low.on_round(&heard_by_low, true),
             ColdStartStep::Wait { probe: vec![] }
         );
         assert_eq!(
-            high.on_round(&heard_by_high),
+            high.on_round(&heard_by_high, true),
             ColdStartStep::Wait { probe: vec![] }
         );
-        assert_eq!(low.lowest(), &p(1));
-        assert_eq!(high.lowest(), &p(1));
-        assert_eq!(low.on_round(&heard_by_low), ColdStartStep::Start);
+        assert_eq!(low.lowest(), Some(&p(1)));
+        assert_eq!(high.lowest(), Some(&p(1)));
+        assert_eq!(low.on_round(&heard_by_low, true), ColdStartStep::Start);
         assert_eq!(
-            high.on_round(&heard_by_high),
+            high.on_round(&heard_by_high, true),
             ColdStartStep::Wait { probe: vec![] }
         );
     }
@@ -211,11 +238,14 @@ mod tests {
     fn hearing_nothing_never_starts_a_ring() {
         let mut cs = ColdStart::new(p(1));
         for _ in 0..10 {
-            assert_eq!(cs.on_round(&[]), ColdStartStep::Wait { probe: vec![] });
+            assert_eq!(
+                cs.on_round(&[], true),
+                ColdStartStep::Wait { probe: vec![] }
+            );
         }
         // Our own probe echoed back (our address in the list) is not a candidate either.
         assert_eq!(
-            cs.on_round(&[wait(1, 1)]),
+            cs.on_round(&[wait(1, 1)], true),
             ColdStartStep::Wait { probe: vec![] }
         );
     }
@@ -226,46 +256,46 @@ mod tests {
         let mut cs = ColdStart::new(p(3));
         for _ in 0..3 {
             assert_eq!(
-                cs.on_round(&[wait(7, 2)]),
+                cs.on_round(&[wait(7, 2)], true),
                 ColdStartStep::Wait { probe: vec![p(2)] }
             );
         }
         // We pass on only what we heard directly: 3 itself, not the hearsay 2.
-        assert_eq!(cs.lowest(), &p(3));
+        assert_eq!(cs.lowest(), Some(&p(3)));
     }
 
     #[test]
     fn a_lower_node_that_stops_answering_is_forgotten() {
         let mut cs = ColdStart::new(p(3));
         assert_eq!(
-            cs.on_round(&[wait(1, 1), wait(7, 1)]),
+            cs.on_round(&[wait(1, 1), wait(7, 1)], true),
             ColdStartStep::Wait { probe: vec![] }
         );
         // 1 died: 7 no longer hears it either, so 3 is now the lowest known.
         assert_eq!(
-            cs.on_round(&[wait(7, 3)]),
+            cs.on_round(&[wait(7, 3)], true),
             ColdStartStep::Wait { probe: vec![] }
         );
-        assert_eq!(cs.on_round(&[wait(7, 3)]), ColdStartStep::Start);
+        assert_eq!(cs.on_round(&[wait(7, 3)], true), ColdStartStep::Start);
     }
 
     #[test]
     fn confirmation_restarts_when_a_lower_node_appears() {
         let mut cs = ColdStart::new(p(3));
         assert_eq!(
-            cs.on_round(&[wait(7, 3)]),
+            cs.on_round(&[wait(7, 3)], true),
             ColdStartStep::Wait { probe: vec![] }
         );
         // A lower node came up between our rounds: we defer, and counting starts over.
         assert_eq!(
-            cs.on_round(&[wait(7, 3), wait(2, 2)]),
+            cs.on_round(&[wait(7, 3), wait(2, 2)], true),
             ColdStartStep::Wait { probe: vec![] }
         );
         assert_eq!(
-            cs.on_round(&[wait(7, 3)]),
+            cs.on_round(&[wait(7, 3)], true),
             ColdStartStep::Wait { probe: vec![] }
         );
-        assert_eq!(cs.on_round(&[wait(7, 3)]), ColdStartStep::Start);
+        assert_eq!(cs.on_round(&[wait(7, 3)], true), ColdStartStep::Start);
     }
 
     #[test]
@@ -275,18 +305,22 @@ mod tests {
             peer: p(1),
             standing: Standing::Joining,
             lowest: None,
+            eligible: true,
         };
         for _ in 0..3 {
             assert_eq!(
-                cs.on_round(std::slice::from_ref(&joining)),
+                cs.on_round(std::slice::from_ref(&joining), true),
                 ColdStartStep::Wait { probe: vec![] }
             );
         }
         assert_eq!(
-            cs.on_round(&[joining.clone(), wait(4, 3)]),
+            cs.on_round(&[joining.clone(), wait(4, 3)], true),
             ColdStartStep::Wait { probe: vec![] }
         );
-        assert_eq!(cs.on_round(&[joining, wait(4, 3)]), ColdStartStep::Start);
+        assert_eq!(
+            cs.on_round(&[joining, wait(4, 3)], true),
+            ColdStartStep::Start
+        );
     }
 
     #[test]
@@ -299,9 +333,37 @@ mod tests {
         let mut cb = ColdStart::new(b.clone());
         let ha = [Heard::waiting(b.clone(), Some(b.clone()))];
         let hb = [Heard::waiting(a.clone(), Some(a.clone()))];
-        ca.on_round(&ha);
-        cb.on_round(&hb);
-        assert_eq!(ca.on_round(&ha), ColdStartStep::Start);
-        assert_eq!(cb.on_round(&hb), ColdStartStep::Wait { probe: vec![] });
+        ca.on_round(&ha, true);
+        cb.on_round(&hb, true);
+        assert_eq!(ca.on_round(&ha, true), ColdStartStep::Start);
+        assert_eq!(
+            cb.on_round(&hb, true),
+            ColdStartStep::Wait { probe: vec![] }
+        );
+    }
+
+    #[test]
+    fn a_node_no_list_names_never_starts_and_never_blocks_a_listed_one() {
+        // 1 is off every list: it waits to join even when it is the lowest...
+        let mut unlisted = ColdStart::new(p(1));
+        for _ in 0..4 {
+            assert_eq!(
+                unlisted.on_round(&[wait(5, 5)], false),
+                ColdStartStep::Wait { probe: vec![] }
+            );
+        }
+        assert_eq!(unlisted.lowest(), Some(&p(5)));
+        // ...and the listed 5 does not defer to it: 5 starts, and 1 then joins 5.
+        let mut listed = ColdStart::new(p(5));
+        let heard = [Heard::waiting_unlisted(p(1), Some(p(5)))];
+        assert_eq!(
+            listed.on_round(&heard, true),
+            ColdStartStep::Wait { probe: vec![] }
+        );
+        assert_eq!(listed.on_round(&heard, true), ColdStartStep::Start);
+        assert_eq!(
+            unlisted.on_round(&[Heard::member(p(5))], false),
+            ColdStartStep::Join(vec![p(5)])
+        );
     }
 }

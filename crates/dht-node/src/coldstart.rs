@@ -26,8 +26,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// What the node's services need to know about a cold start in progress: the hearsay we
-/// pass on, and who probed us. (Whether we wait is the lifecycle's.)
+/// pass on, who probed us, and whether a bootstrap list names us. (Whether we wait is the
+/// lifecycle's.)
 pub(crate) struct Board {
+    /// Some bootstrap list names this node (its own, or a prober's): it may start the ring.
+    eligible: std::sync::atomic::AtomicBool,
     inner: Mutex<Inner>,
     /// Wakes a backed-off round early when a probe arrives.
     wake: tokio::sync::Notify,
@@ -43,6 +46,7 @@ struct Inner {
 impl Board {
     pub(crate) fn new() -> Board {
         Board {
+            eligible: std::sync::atomic::AtomicBool::new(false),
             inner: Mutex::new(Inner::default()),
             wake: tokio::sync::Notify::new(),
         }
@@ -52,8 +56,17 @@ impl Board {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a probe from a node (a waiting one, or a member saying so).
-    pub(crate) fn heard(&self, h: Heard) {
+    pub(crate) fn is_eligible(&self) -> bool {
+        self.eligible.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Records a probe from a node (a waiting one, or a member saying so). `listed`: the
+    /// prober's bootstrap list names us, which makes us eligible to start the ring.
+    pub(crate) fn heard(&self, h: Heard, listed: bool) {
+        if listed {
+            self.eligible
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let addr = h.peer.addr.to_string();
         self.inner().inbound.insert(addr, (h, Instant::now()));
         self.wake.notify_one();
@@ -80,10 +93,19 @@ impl Node {
     /// through a member, or started by the rule. Returns early (Ok) if the node is told to
     /// stop while waiting; fails on a refusal (hash size, id collision) or when the configured
     /// `bootstrap_timeout` passes.
-    pub(crate) async fn cold_start(&self, bootstrap: &[String]) -> Result<(), NodeError> {
+    pub(crate) async fn cold_start(
+        &self,
+        bootstrap: &[String],
+        listed: bool,
+    ) -> Result<(), NodeError> {
+        if listed {
+            self.cold
+                .eligible
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let space = self.space();
         let base = self.cfg.stabilize_interval;
-        let listed: Vec<Peer> = bootstrap
+        let list: Vec<Peer> = bootstrap
             .iter()
             .map(|a| Peer::from_addr(space, a))
             .collect();
@@ -95,13 +117,25 @@ impl Node {
         self.life.set(Phase::Waiting);
         self.publish_health().await;
         loop {
-            let targets: Vec<&Peer> = listed.iter().chain(extra.iter()).collect();
+            let eligible = self.cold.is_eligible();
+            let targets: Vec<(&Peer, bool)> = list
+                .iter()
+                .map(|p| (p, true))
+                .chain(
+                    extra
+                        .iter()
+                        .filter(|p| !list.contains(p))
+                        .map(|p| (p, false)),
+                )
+                .collect();
             let answers = futures::future::join_all(
-                targets.iter().map(|p| self.peers.probe(p, rule.lowest())),
+                targets
+                    .iter()
+                    .map(|(p, on_list)| self.peers.probe(p, rule.lowest(), *on_list, eligible)),
             )
             .await;
             let mut heard = Vec::new();
-            for (p, a) in targets.iter().zip(answers) {
+            for ((p, _), a) in targets.iter().zip(answers) {
                 match a {
                     Ok(h) => heard.push(h),
                     Err(e @ NodeError::HashSizeMismatch { .. }) => return Err(e),
@@ -109,8 +143,8 @@ impl Node {
                 }
             }
             heard.extend(self.cold.recent(2 * delay.max(base)));
-            let step = rule.on_round(&heard);
-            self.cold.inner().lowest = Some(rule.lowest().clone());
+            let step = rule.on_round(&heard, eligible);
+            self.cold.inner().lowest = rule.lowest().cloned();
             match step {
                 ColdStartStep::Start => {
                     info!(

@@ -62,6 +62,12 @@ impl Node {
     /// entry beyond the first (the small-ring rule). The core decides when a failed call is
     /// asked again (`Retry`, on a fresh connection) and when the peer counts as dead.
     pub(crate) async fn stabilize_once(&self) {
+        // A join in progress (`dhtctl join` on a running node) has set a successor whose
+        // range has not arrived; acting on it would tell that successor we are its
+        // predecessor before we can serve, and a failed join would leave it wrong.
+        if self.life.phase() == crate::lifecycle::Phase::Joining {
+            return;
+        }
         let (mut st, mut step) = Stabilize::begin(&mut self.state());
         loop {
             match step {

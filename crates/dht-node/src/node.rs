@@ -144,6 +144,8 @@ impl Node {
                 .await
         });
 
+        // A list that names this node makes it eligible to start the ring (cold start).
+        let listed = bootstrap.contains(&self.cfg.advertise);
         let bootstrap: Vec<String> = bootstrap
             .into_iter()
             .filter(|b| *b != self.cfg.advertise)
@@ -153,7 +155,7 @@ impl Node {
         if bootstrap.is_empty() {
             self.life.set(Phase::Serving);
         } else {
-            let joined = self.cold_start(&bootstrap).await;
+            let joined = self.cold_start(&bootstrap, listed).await;
             if joined.is_err() || self.shutdown.is_cancelled() {
                 // Refused, gave up, or told to stop while still waiting: nothing to hand
                 // over, nobody to tell.

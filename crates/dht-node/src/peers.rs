@@ -142,9 +142,16 @@ impl Peers {
         Ok(())
     }
 
-    /// A cold-start probe: tells `p` we are waiting and the lowest waiting node we heard
-    /// from, and returns how `p` stands (docs/protocol.md, "Cold start").
-    pub(crate) async fn probe(&self, p: &Peer, lowest: &Peer) -> Result<Heard, NodeError> {
+    /// A cold-start probe: tells `p` we are waiting, whether we may start a ring, whether
+    /// our list names `p`, and the lowest waiting node we heard from; returns how `p` stands
+    /// (docs/protocol.md, "Cold start").
+    pub(crate) async fn probe(
+        &self,
+        p: &Peer,
+        lowest: Option<&Peer>,
+        listed: bool,
+        eligible: bool,
+    ) -> Result<Heard, NodeError> {
         let mut c = self.pool.client(p)?;
         // hash_size 0: the callee skips its own check, and we compare its answer ourselves.
         let r = c
@@ -152,7 +159,9 @@ impl Peers {
                 hash_size: 0,
                 from: Some(convert::node_ref(&self.me)),
                 standing: pb::Standing::Waiting as i32,
-                lowest: Some(convert::node_ref(lowest)),
+                lowest: lowest.map(convert::node_ref),
+                listed,
+                eligible,
             })
             .await
             .map_err(peer_err(&p.addr))?
@@ -171,6 +180,7 @@ impl Peers {
             peer,
             standing: convert::standing(r.standing),
             lowest: convert::opt_peer(self.space, r.lowest.as_ref())?,
+            eligible: r.eligible,
         })
     }
 

@@ -134,11 +134,15 @@ impl PeerRpc for PeerService {
                 convert::peer(space, from),
                 convert::opt_peer(space, req.lowest.as_ref()),
             ) {
-                self.0.cold.heard(dht_core::Heard {
-                    peer,
-                    standing: convert::standing(req.standing),
-                    lowest,
-                });
+                self.0.cold.heard(
+                    dht_core::Heard {
+                        peer,
+                        standing: convert::standing(req.standing),
+                        lowest,
+                        eligible: req.eligible,
+                    },
+                    req.listed,
+                );
             }
         }
         let (standing, lowest) = self.0.standing();
@@ -147,6 +151,7 @@ impl PeerRpc for PeerService {
             hash_size: self.0.space().bits(),
             standing: convert::standing_to(standing) as i32,
             lowest: lowest.as_ref().map(convert::node_ref),
+            eligible: self.0.cold.is_eligible(),
         }))
     }
 

@@ -153,22 +153,24 @@ impl World {
             return (Standing::Member, None);
         }
         match self.cold.node(ix) {
-            Some(c) if c.phase == Phase::Waiting => {
-                (Standing::Waiting, Some(c.rule.lowest().clone()))
-            }
+            Some(c) if c.phase == Phase::Waiting => (Standing::Waiting, c.rule.lowest().cloned()),
             _ => (Standing::Joining, None),
         }
     }
 
     /// `to` answers a probe from `from` (a waiting node); a node not yet a member also
     /// remembers it as heard.
-    pub(crate) fn on_cold_probe(&mut self, from: Ix, to: Ix, lowest: Peer) -> Resp {
+    pub(crate) fn on_cold_probe(&mut self, from: Ix, to: Ix, lowest: Option<Peer>) -> Resp {
         let now = self.q.now();
         let prober = self.nodes[from as usize].state.me().clone();
         let joined = self.nodes[to as usize].joined;
+        let eligible = self.cold.list.contains(&prober);
         if let Some(c) = self.cold.node(to).filter(|_| !joined) {
-            c.inbound
-                .insert(from, (Heard::waiting(prober, Some(lowest)), now));
+            let heard = Heard {
+                eligible,
+                ..Heard::waiting(prober, lowest)
+            };
+            c.inbound.insert(from, (heard, now));
         }
         let (standing, lowest) = self.standing(to);
         Resp::ColdProbe { standing, lowest }
@@ -182,11 +184,15 @@ impl World {
         answer: Option<(Peer, Standing, Option<Peer>)>,
     ) {
         let decide = self.cold.decide;
+        let eligible = answer
+            .as_ref()
+            .is_some_and(|(peer, _, _)| self.cold.list.contains(peer));
         let Some(c) = self.cold.node(me).filter(|c| c.phase == Phase::Waiting) else {
             return;
         };
         if let Some((peer, standing, lowest)) = answer {
             c.replies.push(Heard {
+                eligible,
                 peer,
                 standing,
                 lowest,
@@ -207,7 +213,7 @@ impl World {
             return;
         };
         c.round += 1;
-        let (round, lowest) = (c.round, c.rule.lowest().clone());
+        let (round, lowest) = (c.round, c.rule.lowest().cloned());
         let extra = std::mem::take(&mut c.extra);
         let targets: Vec<Peer> = self
             .cold
@@ -241,6 +247,9 @@ impl World {
 
     /// The end of `ix`'s round: the rule decides from what was heard.
     fn cold_decide(&mut self, ix: Ix) {
+        // Only a node the shared list names may start the ring (docs/protocol.md, "Cold start").
+        let me_id = self.nodes[ix as usize].state.id();
+        let eligible = self.cold.list.iter().any(|p| p.id == me_id);
         let now = self.q.now();
         let every = self.cfg.stabilize_every;
         let decide = self.cold.decide;
@@ -256,7 +265,7 @@ impl World {
         let mut heard = std::mem::take(&mut c.replies);
         c.inbound.retain(|_, (_, at)| now - *at <= 2 * every);
         heard.extend(c.inbound.values().map(|(h, _)| h.clone()));
-        match c.rule.on_round(&heard) {
+        match c.rule.on_round(&heard, eligible) {
             ColdStartStep::Start => {
                 c.phase = Phase::Decided;
                 self.cold.starts.push((ix, now));

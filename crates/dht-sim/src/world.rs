@@ -69,9 +69,10 @@ pub(crate) enum Req {
     FindStep(Id),
     GetState,
     Ping,
-    /// A waiting node's cold-start probe, with its hearsay of the lowest waiting node.
+    /// A waiting node's cold-start probe, with its hearsay of the lowest eligible waiting
+    /// node (none when it heard of no eligible one and is not eligible itself).
     ColdProbe {
-        lowest: Peer,
+        lowest: Option<Peer>,
     },
 }
 
