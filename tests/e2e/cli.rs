@@ -9,6 +9,31 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
+/// Runs `cmd` to completion, killing it after `limit`: a dhtd that wrongly accepted its
+/// arguments would otherwise serve for ever and hang the test.
+fn output_within(cmd: &mut std::process::Command, limit: Duration) -> std::process::Output {
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait for the process"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+            panic!("the process did not exit within {limit:?}");
+        }
+    }
+}
+
 #[test]
 fn bad_input_gives_documented_exit_codes_and_the_node_keeps_serving() {
     let n = Node::start(&["--max-value-bytes", "1024", "--max-key-bytes", "64"]);
@@ -70,21 +95,22 @@ fn a_node_that_cannot_reach_any_bootstrap_within_its_limit_exits_with_one_line_n
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = free.local_addr().unwrap().to_string();
     drop(free);
-    let out = std::process::Command::new(dhtd_path())
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--ephemeral",
-            "--timeout",
-            "1",
-            "--bootstrap-timeout-s",
-            "2",
-            "--bootstrap",
-            &dead,
-        ])
-        .env("DHT_LOG", "off")
-        .output()
-        .expect("run dhtd");
+    let out = output_within(
+        std::process::Command::new(dhtd_path())
+            .args([
+                "--bind",
+                "127.0.0.1:0",
+                "--ephemeral",
+                "--timeout",
+                "1",
+                "--bootstrap-timeout-s",
+                "2",
+                "--bootstrap",
+                &dead,
+            ])
+            .env("DHT_LOG", "off"),
+        Duration::from_secs(60),
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains(&dead), "{err}");
@@ -94,26 +120,26 @@ fn a_node_that_cannot_reach_any_bootstrap_within_its_limit_exits_with_one_line_n
 #[test]
 fn nodes_with_different_hash_sizes_refuse_to_join() {
     let a = Node::start(&[]);
-    let out = std::process::Command::new(dhtd_path())
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--ephemeral",
-            "--hash-size",
-            "16",
-            // Bounds the test even if the mismatch were not detected.
-            "--bootstrap-timeout-s",
-            "20",
-            "--bootstrap",
-            &a.addr,
-        ])
-        .env("DHT_LOG", "off")
-        .output()
-        .expect("run dhtd");
+    let out = output_within(
+        std::process::Command::new(dhtd_path())
+            .args([
+                "--bind",
+                "127.0.0.1:0",
+                "--ephemeral",
+                "--hash-size",
+                "16",
+                // Bounds the test even if the mismatch were not detected.
+                "--bootstrap-timeout-s",
+                "20",
+                "--bootstrap",
+                &a.addr,
+            ])
+            .env("DHT_LOG", "off"),
+        Duration::from_secs(60),
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("hash_size"), "{err}");
-    let _ = Duration::from_secs(0);
 }
 
 #[test]
@@ -121,11 +147,12 @@ fn bad_configuration_is_a_startup_error_that_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("dhtd.toml");
     std::fs::write(&cfg, "stabilise_interval_ms = 100\n").unwrap();
-    let out = std::process::Command::new(dhtd_path())
-        .args(["--bind", "127.0.0.1:0", "--config"])
-        .arg(&cfg)
-        .output()
-        .expect("run dhtd");
+    let out = output_within(
+        std::process::Command::new(dhtd_path())
+            .args(["--bind", "127.0.0.1:0", "--ephemeral", "--config"])
+            .arg(&cfg),
+        Duration::from_secs(30),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("stabilise_interval_ms"),
@@ -133,11 +160,12 @@ fn bad_configuration_is_a_startup_error_that_names_the_key() {
         stderr(&out)
     );
 
-    let out = std::process::Command::new(dhtd_path())
-        .args(["--bind", "127.0.0.1:0"])
-        .env("DHT_HASH_SIZE", "0")
-        .output()
-        .expect("run dhtd");
+    let out = output_within(
+        std::process::Command::new(dhtd_path())
+            .args(["--bind", "127.0.0.1:0", "--ephemeral"])
+            .env("DHT_HASH_SIZE", "0"),
+        Duration::from_secs(30),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("hash_size"), "{}", stderr(&out));
 }

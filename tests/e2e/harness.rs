@@ -66,6 +66,15 @@ pub const FAST: &[&str] = &[
     "2",
 ];
 
+/// The [`FAST`] settings, less any flag the test gives itself (dhtd refuses a flag twice).
+fn fast_unless_given<S: AsRef<str>>(args: &[S]) -> Vec<&'static str> {
+    FAST.chunks(2)
+        .filter(|pair| !args.iter().any(|a| a.as_ref() == pair[0]))
+        .flatten()
+        .copied()
+        .collect()
+}
+
 impl Node {
     /// Starts a node on an ephemeral port with `extra` arguments.
     pub fn start(extra: &[&str]) -> Node {
@@ -103,7 +112,7 @@ impl Node {
             .args(["--bind", bind])
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(FAST)
+            .args(fast_unless_given(&args))
             .args(&args)
             .env("DHT_LOG", "info")
             .stdin(Stdio::null())

@@ -283,12 +283,45 @@ async fn a_three_node_ring_that_loses_a_node_relinks_the_two_survivors() {
 async fn a_node_restarted_before_the_ring_noticed_rejoins_instead_of_claiming_everything() {
     // A kill -9 and an immediate restart: the ring still lists the node. It must rejoin at its
     // old place, not start as a ring of one that accepts writes for every key.
-    tokio::time::timeout(Duration::from_secs(120), async {
-        let mut nodes = ring(3, &[]).await;
+    tokio::time::timeout(Duration::from_secs(180), async {
+        // Slow maintenance, so that between the kill and the restart nothing can notice the
+        // crash: the crashed node's predecessor stabilizes only every 3 s (it would then
+        // notify the successor, which would check and replace its dead predecessor), and the
+        // successor never runs check-predecessor on its own.
+        let slow = [
+            "--stabilize-interval-ms",
+            "3000",
+            "--fix-fingers-interval-ms",
+            "3000",
+            "--check-predecessor-interval-ms",
+            "600000",
+        ];
+        let mut nodes = ring(3, &slow).await;
         let c0 = nodes[0].client().await;
         put_all(&c0).await;
         let boot = nodes[0].addr.clone();
+        let crashed = nodes[1].addr.clone();
+        let mut successor = None;
+        for n in &nodes {
+            let info = n.client().await.info().await.expect("info");
+            if info.predecessor.is_some_and(|p| p.addr == crashed) {
+                successor = Some(n.client().await);
+            }
+        }
+        let successor = successor.expect("a stable ring has the node as someone's predecessor");
         nodes[1].kill();
+        let pred = successor
+            .info()
+            .await
+            .expect("info")
+            .predecessor
+            .map(|p| p.addr);
+        assert_eq!(
+            pred,
+            Some(crashed.clone()),
+            "the ring noticed the crash before the restart, so this test would not test a \
+             restart the ring has not noticed"
+        );
         nodes[1].restart(&["--bootstrap", &boot]);
         // dhtd prints its address before it has joined; wait until its tasks run.
         let c1 = nodes[1].client().await;
