@@ -7,12 +7,16 @@
 //! one seeded generator: the same arguments give byte-identical output.
 //!
 //! Modules: [`engine`] (event queue and virtual clock), [`net`] (latency and loss),
-//! [`world`] (nodes, calls, timeouts, builds), `driver` (lookups, stabilize, rectify and join
+//! [`world`] (the world, its run loop and event dispatch), `messages` (requests, answers,
+//! continuations, events), `config` ([`SimConfig`]), `transport` (calls, losses, delivery,
+//! timeouts), `view` (the true ring, node states, invariant checks), `membership` (nodes
+//! joining and failing, the ideal build), `driver` (lookups, stabilize, rectify and join
 //! driven through the core), [`coldstart`] (the core's cold-start rule driven on the virtual
 //! network), [`trace`] (the events before a violation), [`stats`] (summaries),
 //! [`report`] (CSV, SVG and tables), [`experiments`] (one module per experiment).
 
 pub mod coldstart;
+mod config;
 pub mod engine;
 pub mod experiments;
 pub mod net;
@@ -23,6 +27,9 @@ pub mod world;
 
 mod driver;
 mod membership;
+mod messages;
+mod transport;
+mod view;
 
 pub use world::{LookupResult, Outcome, SimConfig, World};
 

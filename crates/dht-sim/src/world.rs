@@ -7,182 +7,27 @@
 //! losses, fires timers and turns a missing reply into a timeout, exactly what `dht-node` does
 //! with tonic and tokio. The drivers of the multi-step exchanges are in [`crate::driver`].
 //!
-//! A call that gets no answer times out `timeout` after it was sent. Since the configuration
-//! requires a round trip to fit in the timeout, the fate of every call is known once the
-//! request is delivered, so a timeout event is queued only for calls that will miss their
-//! reply; that halves the events of a lookup-heavy run.
+//! The world's parts by role: the messages and events are in `crate::messages`, the run's
+//! settings in `crate::config`, sending, delivery, losses and timeouts in `crate::transport`,
+//! the read-only views (the true ring, node states, invariant checks) in `crate::view`; this
+//! module holds the world itself, its run loop and the dispatch of events.
 
 use std::collections::{BTreeMap, HashMap};
 
-use dht_core::invariants::{check_ideal, check_ring, RingShape, Violation};
-use dht_core::{ChordConfig, Id, Lookup, NodeState, Peer, Probe, Stabilize, Standing, Step};
+use dht_core::{Id, Lookup, NodeState, Stabilize};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
-use crate::coldstart::{Cold, ColdEvent};
+use crate::coldstart::Cold;
 use crate::engine::{Queue, Time};
-use crate::net::NetModel;
 use crate::trace::{Trace, TraceRec};
 use crate::SimError;
 
+pub use crate::config::SimConfig;
+pub(crate) use crate::messages::{Cont, Event, Req, Resp, TimerKind};
+
 /// Index of a node in the world (node ids are `dht-core` ids; this is the simulator's handle).
 pub type Ix = u32;
-
-/// Everything a run depends on besides its experiment's own arguments.
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    pub chord: ChordConfig,
-    pub net: NetModel,
-    /// A call without an answer after this long counts as a failure of the callee.
-    pub timeout: Time,
-    /// Period of stabilize (with the successor-list probe and check-predecessor): one round.
-    pub stabilize_every: Time,
-    /// Period of fix-fingers (one finger lookup per period).
-    pub fix_fingers_every: Time,
-    pub seed: u64,
-    /// How many of the last events to keep for a violation report (0 = none).
-    pub trace: usize,
-}
-
-impl SimConfig {
-    /// Refuses settings under which the simulator's timeout shortcut would be wrong.
-    pub fn validate(&self) -> Result<(), SimError> {
-        if 2 * self.net.latency.max() >= self.timeout {
-            return Err(SimError::Arg(format!(
-                "timeout {} ms must exceed a round trip at the highest latency ({} ms)",
-                self.timeout as f64 / 1000.0,
-                2.0 * self.net.latency.max() as f64 / 1000.0
-            )));
-        }
-        if self.stabilize_every == 0 || self.fix_fingers_every == 0 {
-            return Err(SimError::Arg(
-                "stabilize and fix-fingers intervals must be positive".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// What a remote call asks.
-#[derive(Clone, Debug)]
-pub(crate) enum Req {
-    FindStep(Id),
-    GetState,
-    Ping,
-    /// A waiting node's cold-start probe, with its hearsay of the lowest eligible waiting
-    /// node (none when it heard of no eligible one and is not eligible itself).
-    ColdProbe {
-        lowest: Option<Peer>,
-    },
-}
-
-/// What a remote call answers.
-#[derive(Clone, Debug)]
-pub(crate) enum Resp {
-    Step(Step),
-    State {
-        pred: Option<Peer>,
-        list: Vec<Peer>,
-    },
-    Pong,
-    /// How the callee stands, and its hearsay when it waits too.
-    ColdProbe {
-        standing: Standing,
-        lowest: Option<Peer>,
-    },
-}
-
-/// What the caller does with the answer: the continuation of a call.
-#[derive(Clone, Debug)]
-pub(crate) enum Cont {
-    Lookup {
-        slot: u32,
-        gen: u32,
-    },
-    /// A `GetState` of stabilize round `epoch`; the node's [`Stabilize`] decides whether a
-    /// timeout is retried.
-    Stabilize {
-        epoch: u64,
-    },
-    /// A liveness ping (the small-ring probe or check predecessor), carrying the core's
-    /// [`Probe`], which decides whether a timeout is retried.
-    Probe(Probe),
-    /// The callee of a rectify from `n` pings its predecessor before replacing it.
-    RectifyCheck {
-        n: Ix,
-    },
-    /// A joining node fetches its successor's list.
-    JoinState,
-    /// A waiting node's cold-start probe, sent in its probe round `round`.
-    ColdProbe {
-        round: u32,
-    },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum TimerKind {
-    Stabilize,
-    FixFinger,
-}
-
-#[derive(Debug)]
-pub(crate) enum Event {
-    Request {
-        from: Ix,
-        to: Ix,
-        sent: Time,
-        req: Req,
-        cont: Cont,
-    },
-    Reply {
-        from: Ix,
-        to: Ix,
-        resp: Resp,
-        cont: Cont,
-    },
-    Timeout {
-        node: Ix,
-        peer: Ix,
-        cont: Cont,
-    },
-    /// One-way "I may be your predecessor".
-    Rectify {
-        from: Ix,
-        to: Ix,
-    },
-    Timer {
-        node: Ix,
-        kind: TimerKind,
-    },
-    /// A new node asks a member to find its successor.
-    JoinStart {
-        node: Ix,
-        attempt: u32,
-    },
-    /// Gives up on a join attempt that has not completed.
-    JoinCheck {
-        node: Ix,
-        attempt: u32,
-    },
-    /// The bootstrap's answer reaches the joining node.
-    JoinFound {
-        node: Ix,
-        owner: Peer,
-    },
-    /// Starts one measured lookup and schedules the next.
-    LookupSource {
-        remaining: u64,
-        spacing: Time,
-    },
-    /// Churn: a random member fails (with `safe`, only one whose death leaves every member a
-    /// live successor-list entry: Zave's failure assumption), or a new node joins.
-    Kill {
-        safe: bool,
-    },
-    Spawn,
-    /// Cold start (`crate::coldstart`): a node boots, or ends a probe round.
-    Cold(ColdEvent),
-}
 
 pub(crate) struct SimNode {
     pub state: NodeState,
@@ -298,53 +143,11 @@ impl World {
         self.q.now()
     }
 
-    pub fn len(&self) -> usize {
-        self.live.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
-    }
-
-    /// Live members in id order.
-    pub fn ring(&self) -> Vec<Peer> {
-        self.live
-            .values()
-            .map(|&i| self.nodes[i as usize].state.me().clone())
-            .collect()
-    }
-
-    pub fn state(&self, ix: Ix) -> &NodeState {
-        &self.nodes[ix as usize].state
-    }
-
-    pub fn ix_of(&self, id: Id) -> Option<Ix> {
-        self.by_id.get(&id).copied()
-    }
-
-    /// Live members' ids in id order.
-    pub fn member_ids(&self) -> Vec<Id> {
-        self.live.keys().copied().collect()
-    }
-
-    pub fn is_alive(&self, ix: Ix) -> bool {
-        self.nodes[ix as usize].alive
-    }
-
     /// A uniformly random point of the identifier circle.
     pub fn random_key(&mut self) -> Id {
         let mut b = [0u8; 20];
         self.rng.fill(&mut b[..]);
         self.cfg.chord.space.mask(Id::from_be_bytes(b))
-    }
-
-    /// The live member that owns `key` (its successor), if any.
-    pub fn true_owner(&self, key: Id) -> Option<Ix> {
-        self.live
-            .range(key..)
-            .next()
-            .or_else(|| self.live.iter().next())
-            .map(|(_, &ix)| ix)
     }
 
     /// Turns periodic maintenance (stabilize, probes, check-predecessor, fix-fingers) on or
@@ -438,31 +241,6 @@ impl World {
         std::mem::take(&mut self.results)
     }
 
-    /// Zave's invariants over the live members.
-    pub fn check(&self) -> Result<RingShape, Violation> {
-        let live: Vec<&NodeState> = self
-            .live
-            .values()
-            .map(|&i| &self.nodes[i as usize].state)
-            .collect();
-        check_ring(&live)
-    }
-
-    /// Whether the ring is ideal (successors, lists, predecessors; and fingers if asked).
-    pub fn is_ideal(&self, fingers: bool) -> bool {
-        let live: Vec<&NodeState> = self
-            .live
-            .values()
-            .map(|&i| &self.nodes[i as usize].state)
-            .collect();
-        check_ideal(&live, fingers).is_ok()
-    }
-
-    /// The last events, for a violation report.
-    pub fn trace(&self) -> String {
-        self.trace.render()
-    }
-
     pub(crate) fn record(&mut self, what: &'static str, a: Ix, b: Ix) {
         if self.trace.enabled() {
             let name = |ix: Ix| format!("{:?}", self.nodes[ix as usize].state.me());
@@ -473,56 +251,6 @@ impl World {
                 b: name(b),
             };
             self.trace.push(rec);
-        }
-    }
-
-    /// Sends a call from `from` to `to`; its answer or timeout comes back to `from` with `cont`.
-    pub(crate) fn call(&mut self, from: Ix, to: &Peer, req: Req, cont: Cont) {
-        let Some(to) = self.ix_of(to.id) else {
-            // A peer nobody ever was: no answer.
-            self.q.after(
-                self.cfg.timeout,
-                Event::Timeout {
-                    node: from,
-                    peer: from,
-                    cont,
-                },
-            );
-            return;
-        };
-        self.counters.messages += 1;
-        let now = self.q.now();
-        match self.cfg.net.transit(&mut self.rng) {
-            Some(d) => self.q.after(
-                d,
-                Event::Request {
-                    from,
-                    to,
-                    sent: now,
-                    req,
-                    cont,
-                },
-            ),
-            None => {
-                self.counters.lost += 1;
-                self.q.after(
-                    self.cfg.timeout,
-                    Event::Timeout {
-                        node: from,
-                        peer: to,
-                        cont,
-                    },
-                )
-            }
-        }
-    }
-
-    /// Sends a one-way message that needs no answer.
-    pub(crate) fn send(&mut self, ev_for: impl FnOnce() -> Event) {
-        self.counters.messages += 1;
-        match self.cfg.net.transit(&mut self.rng) {
-            Some(d) => self.q.after(d, ev_for()),
-            None => self.counters.lost += 1,
         }
     }
 
@@ -621,56 +349,13 @@ impl World {
             Event::Cold(e) => self.on_cold(e),
         }
     }
-
-    fn on_request(&mut self, from: Ix, to: Ix, sent: Time, req: Req, cont: Cont) {
-        if !self.nodes[to as usize].alive {
-            self.time_out(from, to, sent, cont);
-            return;
-        }
-        let st = &self.nodes[to as usize].state;
-        let resp = match req {
-            Req::FindStep(key) => Resp::Step(st.find_step(key)),
-            Req::GetState => Resp::State {
-                pred: st.predecessor().cloned(),
-                list: st.successors().to_vec(),
-            },
-            Req::Ping => Resp::Pong,
-            Req::ColdProbe { lowest } => self.on_cold_probe(from, to, lowest),
-        };
-        match self.cfg.net.transit(&mut self.rng) {
-            Some(d) => self.q.after(
-                d,
-                Event::Reply {
-                    from: to,
-                    to: from,
-                    resp,
-                    cont,
-                },
-            ),
-            None => {
-                self.counters.lost += 1;
-                self.time_out(from, to, sent, cont);
-            }
-        }
-    }
-
-    /// The caller of a request sent at `sent` that will never be answered sees a timeout.
-    fn time_out(&mut self, from: Ix, to: Ix, sent: Time, cont: Cont) {
-        self.q.at(
-            sent + self.cfg.timeout,
-            Event::Timeout {
-                node: from,
-                peer: to,
-                cont,
-            },
-        );
-    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::net::Latency;
+    use crate::net::{Latency, NetModel};
+    use dht_core::ChordConfig;
 
     pub(crate) fn cfg(seed: u64) -> SimConfig {
         SimConfig {
@@ -682,12 +367,5 @@ pub(crate) mod tests {
             seed,
             trace: 0,
         }
-    }
-
-    #[test]
-    fn a_timeout_shorter_than_a_round_trip_is_refused() {
-        let mut c = cfg(1);
-        c.timeout = 30_000;
-        assert!(World::new(c).is_err());
     }
 }
