@@ -10,16 +10,18 @@ use dht_core::{Id, Peer};
 use dht_proto::v1 as pb;
 use dht_store::{Entry, Store, Version};
 use futures::{Stream, StreamExt};
+use tonic::Streaming;
 use tracing::{info, warn};
 
 use crate::convert;
 use crate::local::blocking;
 use crate::node::Node;
+use crate::pool::peer_err;
 use crate::telemetry::Handoff;
 use crate::NodeError;
 
 /// Entries per scan page and per stored batch.
-pub(crate) const PAGE: usize = 512;
+const PAGE: usize = 512;
 
 /// What a push handed over: (id, key, version) of every entry sent.
 type Sent = Vec<(Id, Vec<u8>, Version)>;
@@ -63,23 +65,29 @@ impl Node {
         (from, to): (Id, Id),
     ) -> Result<usize, NodeError> {
         let mut stream = self.peers.fetch_range(p, from, to).await?;
+        Ok(self.store_stream(&mut stream, &p.addr).await? as usize)
+    }
+
+    /// Stores a stream of entries sent by `sender` (a range we pull, or a push to us), a
+    /// page at a time; returns how many it stored.
+    pub(crate) async fn store_stream(
+        &self,
+        stream: &mut Streaming<pb::Entry>,
+        sender: &str,
+    ) -> Result<u64, NodeError> {
         let space = self.space();
         let mut batch = Vec::with_capacity(PAGE);
-        let mut total = 0;
-        while let Some(e) = stream
-            .message()
-            .await
-            .map_err(crate::pool::peer_err(&p.addr))?
-        {
+        let mut total = 0u64;
+        while let Some(e) = stream.message().await.map_err(peer_err(sender))? {
             batch.push(convert::from_entry(space, e));
             if batch.len() == PAGE {
-                total += batch.len();
+                total += batch.len() as u64;
                 self.local
                     .store_incoming(std::mem::take(&mut batch))
                     .await?;
             }
         }
-        total += batch.len();
+        total += batch.len() as u64;
         if !batch.is_empty() {
             self.local.store_incoming(batch).await?;
         }

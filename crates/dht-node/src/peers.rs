@@ -12,6 +12,7 @@ use crate::coalesce::Coalescer;
 use crate::convert;
 use crate::pool::{peer_err, PeerPool};
 use crate::tasks::Tasks;
+use crate::validate::same_hash_size;
 use crate::NodeError;
 
 pub(crate) struct Peers {
@@ -107,12 +108,7 @@ impl Peers {
             .await
             .map_err(peer_err(&p.addr))?
             .into_inner();
-        if r.hash_size != self.space.bits() {
-            return Err(NodeError::HashSizeMismatch {
-                ours: self.space.bits(),
-                theirs: r.hash_size,
-            });
-        }
+        same_hash_size(self.space, r.hash_size)?;
         Ok((
             convert::opt_peer(self.space, r.predecessor.as_ref())?,
             convert::peers(self.space, &r.successors)?,
@@ -166,12 +162,7 @@ impl Peers {
             .await
             .map_err(peer_err(&p.addr))?
             .into_inner();
-        if r.hash_size != self.space.bits() {
-            return Err(NodeError::HashSizeMismatch {
-                ours: self.space.bits(),
-                theirs: r.hash_size,
-            });
-        }
+        same_hash_size(self.space, r.hash_size)?;
         let peer = match &r.node {
             Some(n) => convert::peer(self.space, n)?,
             None => p.clone(),

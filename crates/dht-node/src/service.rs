@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert;
 use crate::error::NotServing;
-use crate::handoff::{range_stream, PAGE};
+use crate::handoff::range_stream;
 use crate::node::Node;
 use crate::telemetry::{Handoff, KvOp};
 use crate::NodeError;
@@ -201,24 +201,10 @@ impl PeerRpc for PeerService {
         if self.0.life.has_left() {
             return Err(NodeError::NotServing(NotServing::Leaving).into());
         }
-        let mut stream = req.into_inner();
-        let space = self.0.space();
-        let mut batch = Vec::with_capacity(PAGE);
-        let mut stored = 0u64;
-        while let Some(e) = stream.message().await? {
-            batch.push(convert::from_entry(space, e));
-            if batch.len() == PAGE {
-                stored += batch.len() as u64;
-                self.0
-                    .local
-                    .store_incoming(std::mem::take(&mut batch))
-                    .await?;
-            }
-        }
-        stored += batch.len() as u64;
-        if !batch.is_empty() {
-            self.0.local.store_incoming(batch).await?;
-        }
+        let sender = req
+            .remote_addr()
+            .map_or_else(|| "the pushing node".to_string(), |a| a.to_string());
+        let stored = self.0.store_stream(&mut req.into_inner(), &sender).await?;
         self.0.metrics.handoff(Handoff::LeaveIn, stored);
         Ok(Response::new(pb::PushEntriesReply { stored }))
     }

@@ -8,6 +8,15 @@ use crate::hlc::now_ms;
 use crate::node::Node;
 use crate::NodeError;
 
+/// A peer of another hash size cannot be in our ring: every id would mean something else.
+pub(crate) fn same_hash_size(space: dht_core::IdSpace, theirs: u32) -> Result<(), NodeError> {
+    let ours = space.bits();
+    if theirs != ours {
+        return Err(NodeError::HashSizeMismatch { ours, theirs });
+    }
+    Ok(())
+}
+
 impl Node {
     pub(crate) fn check_key(&self, key: &[u8]) -> Result<(), NodeError> {
         if key.is_empty() {
@@ -33,11 +42,7 @@ impl Node {
     }
 
     pub(crate) fn check_hash_size(&self, theirs: u32) -> Result<(), NodeError> {
-        let ours = self.space().bits();
-        if theirs != ours {
-            return Err(NodeError::HashSizeMismatch { ours, theirs });
-        }
-        Ok(())
+        same_hash_size(self.space(), theirs)
     }
 
     /// Validates a client's put and turns it into an owner operation (TTL made absolute here,
