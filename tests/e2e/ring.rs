@@ -287,7 +287,8 @@ async fn a_node_restarted_before_the_ring_noticed_rejoins_instead_of_claiming_ev
         // Slow maintenance, so that between the kill and the restart nothing can notice the
         // crash: the crashed node's predecessor stabilizes only every 3 s (it would then
         // notify the successor, which would check and replace its dead predecessor), and the
-        // successor never runs check-predecessor on its own.
+        // successor never runs check-predecessor on its own. Requests may then wait up to 8 s
+        // for the ring to converge after the rejoin (routing retries within `timeout`).
         let slow = [
             "--stabilize-interval-ms",
             "3000",
@@ -295,6 +296,9 @@ async fn a_node_restarted_before_the_ring_noticed_rejoins_instead_of_claiming_ev
             "3000",
             "--check-predecessor-interval-ms",
             "600000",
+            // Routing retries while the ring converges, up to this long: more than a round.
+            "--timeout",
+            "8",
         ];
         let mut nodes = ring(3, &slow).await;
         let c0 = nodes[0].client().await;
