@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dht_proto::v1 as pb;
 use dht_proto::v1::kv_client::KvClient;
-pub use dht_proto::v1::Reason;
+pub use dht_proto::v1::{Quorum, Reason};
 use prost::Message;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
@@ -55,7 +55,8 @@ impl ClientError {
                     | Reason::Left
                     | Reason::NotOwner
                     | Reason::Overloaded
-                    | Reason::NoOwner),
+                    | Reason::NoOwner
+                    | Reason::Quorum),
                 ),
             ) => ClientError::Unavailable { reason: r, message },
             (Code::FailedPrecondition, _) => ClientError::Refused(message),
@@ -68,6 +69,48 @@ impl ClientError {
             (code, _) => ClientError::Server { code, message },
         }
     }
+}
+
+/// A write as acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Hybrid-logical-clock part of the version written.
+    pub version: u64,
+    /// The coordinator that stamped it (the version's tie-break).
+    pub node: u64,
+    /// Replicas that acknowledged, of `replicas` in the key's set.
+    pub acks: u32,
+    pub replicas: u32,
+}
+
+impl Written {
+    fn new(v: Option<pb::Version>, acks: u32, replicas: u32) -> Written {
+        let v = v.unwrap_or_default();
+        Written {
+            version: v.hlc,
+            node: v.node,
+            acks,
+            replicas,
+        }
+    }
+}
+
+/// A quorum read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Read {
+    pub value: Option<Value>,
+    /// Replicas that answered, and how many of them held the version returned.
+    pub answered: u32,
+    pub agreed: u32,
+}
+
+/// One replica's stored entry (see [`Client::get_local`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// `None` for a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// (hlc, writer node).
+    pub version: (u64, u64),
 }
 
 /// A stored value as read back.
@@ -92,6 +135,8 @@ pub struct LookupResult {
     pub owner: NodeRef,
     /// Nodes contacted until the key's predecessor answered (Chord paper's path length).
     pub hops: u32,
+    /// The key's replica set, owner first.
+    pub replicas: Vec<NodeRef>,
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +149,9 @@ pub struct NodeInfo {
     pub keys: u64,
     pub tasks: Vec<String>,
     pub replication_factor: u32,
+    /// The node's default quorums, as replica counts for a full replica set.
+    pub write_quorum: u32,
+    pub read_quorum: u32,
     pub version: String,
 }
 
@@ -168,6 +216,20 @@ impl Client {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<u64, ClientError> {
+        Ok(self
+            .put_with(key, value, ttl, Quorum::Default)
+            .await?
+            .version)
+    }
+
+    /// [`Client::put`] with an explicit write quorum; says how many replicas acknowledged.
+    pub async fn put_with(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+        quorum: Quorum,
+    ) -> Result<Written, ClientError> {
         let r = self
             .kv
             .clone()
@@ -175,11 +237,12 @@ impl Client {
                 key: key.to_vec().into(),
                 value: value.to_vec().into(),
                 ttl_ms: ttl.map_or(0, |d| (d.as_millis() as u64).max(1)),
+                quorum: quorum as i32,
             })
             .await
             .map_err(|s| self.err(s))?
             .into_inner();
-        Ok(r.version.map_or(0, |v| v.hlc))
+        Ok(Written::new(r.version, r.acks, r.replicas))
     }
 
     /// Stores many entries through one stream: the node applies them in batches (one storage
@@ -193,6 +256,7 @@ impl Client {
             key: k.into(),
             value: v.into(),
             ttl_ms: 0,
+            quorum: 0,
         }));
         let r = self
             .kv
@@ -206,32 +270,72 @@ impl Client {
 
     /// The live value of `key`, or `None`.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Value>, ClientError> {
+        Ok(self.get_with(key, Quorum::Default).await?.value)
+    }
+
+    /// [`Client::get`] with an explicit read quorum; says how many replicas answered and how
+    /// many of them held the version returned.
+    pub async fn get_with(&self, key: &[u8], quorum: Quorum) -> Result<Read, ClientError> {
         let r = self
             .kv
             .clone()
             .get(pb::GetRequest {
                 key: key.to_vec().into(),
+                quorum: quorum as i32,
+                local: false,
             })
             .await
             .map_err(|s| self.err(s))?
             .into_inner();
-        Ok(r.found.then(|| Value {
-            value: r.value.to_vec(),
-            version: r.version.map_or(0, |v| v.hlc),
-            expires_at_ms: (r.expires_at_ms != 0).then_some(r.expires_at_ms),
+        Ok(Read {
+            answered: r.answered,
+            agreed: r.agreed,
+            value: r.found.then(|| Value {
+                value: r.value.to_vec(),
+                version: r.version.map_or(0, |v| v.hlc),
+                expires_at_ms: (r.expires_at_ms != 0).then_some(r.expires_at_ms),
+            }),
+        })
+    }
+
+    /// What the contacted node's own store holds for `key`, tombstones included, whoever
+    /// owns it: a diagnostic, to see what one replica holds. `None`: nothing stored.
+    pub async fn get_local(&self, key: &[u8]) -> Result<Option<Stored>, ClientError> {
+        let r = self
+            .kv
+            .clone()
+            .get(pb::GetRequest {
+                key: key.to_vec().into(),
+                quorum: 0,
+                local: true,
+            })
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner();
+        Ok((r.found || r.deleted).then(|| Stored {
+            value: r.found.then(|| r.value.to_vec()),
+            version: r.version.map_or((0, 0), |v| (v.hlc, v.node)),
         }))
     }
 
     /// Deletes `key` (a tombstone that wins over older writes on every replica).
     pub async fn delete(&self, key: &[u8]) -> Result<(), ClientError> {
-        self.kv
+        self.delete_with(key, Quorum::Default).await.map(drop)
+    }
+
+    /// [`Client::delete`] with an explicit write quorum.
+    pub async fn delete_with(&self, key: &[u8], quorum: Quorum) -> Result<Written, ClientError> {
+        let r = self
+            .kv
             .clone()
             .delete(pb::DeleteRequest {
                 key: key.to_vec().into(),
+                quorum: quorum as i32,
             })
             .await
-            .map_err(|s| self.err(s))?;
-        Ok(())
+            .map_err(|s| self.err(s))?
+            .into_inner();
+        Ok(Written::new(r.version, r.acks, r.replicas))
     }
 
     /// Which node owns `key`, and the lookup's path length from the contacted node.
@@ -252,6 +356,11 @@ impl Client {
                 message: "lookup reply without owner".into(),
             })?,
             hops: r.hops,
+            replicas: r
+                .replicas
+                .into_iter()
+                .filter_map(|n| node_ref(Some(n)))
+                .collect(),
         })
     }
 
@@ -283,6 +392,8 @@ impl Client {
             keys: r.keys,
             tasks: r.tasks,
             replication_factor: r.replication_factor,
+            write_quorum: r.write_quorum,
+            read_quorum: r.read_quorum,
             version: r.version,
         })
     }

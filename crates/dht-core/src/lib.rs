@@ -11,7 +11,7 @@
 //! `peer`, `successors`, `finger`, `dead` (the node's tables), `state` (routing, ownership,
 //! failure, join and leave decisions), [`lookup`] (iterative lookup), `stabilize`, `probe`
 //! (liveness checks, confirmed once), `rectify`, `fix_fingers` (maintenance), `coldstart` (who starts the ring when
-//! every node waits for another), [`placement`] (replica sets), `config`, [`invariants`] (Zave's ring properties
+//! every node waits for another), [`placement`] (replica sets), [`quorum`] (quorum decisions), `config`, [`invariants`] (Zave's ring properties
 //! over a snapshot of states, for tests and the simulator).
 
 mod coldstart;
@@ -27,6 +27,7 @@ pub mod lookup;
 mod peer;
 pub mod placement;
 mod probe;
+pub mod quorum;
 mod rectify;
 mod stabilize;
 mod state;
@@ -43,7 +44,9 @@ pub use finger::{successor_in, FingerTable};
 pub use id::{Id, IdSpace};
 pub use lookup::{Lookup, LookupStep};
 pub use peer::Peer;
+pub use placement::{replica_set, replicas_from_view};
 pub use probe::{Probe, ProbeStep};
+pub use quorum::{Count, Quorum, Tally};
 pub use rectify::Rectify;
 pub use stabilize::{Stabilize, StabilizeStep};
 pub use state::{LeavePlan, NodeState, Step};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use dht_core::ChordConfig;
+use dht_core::{ChordConfig, Quorum};
 
 use crate::NodeError;
 
@@ -15,6 +15,16 @@ pub struct NodeConfig {
     /// Successor-list length; `None` = Zave's default from `max_nodes`.
     pub successors: Option<usize>,
     pub replication_factor: u32,
+    /// Replicas that must acknowledge a write / answer a read, unless a request says otherwise.
+    pub write_quorum: Quorum,
+    pub read_quorum: Quorum,
+    /// Versions further ahead of the local clock than this are refused, wherever they come
+    /// from; also how far the clock follows a version it sees.
+    pub max_clock_skew: Duration,
+    /// How often each range is compared with its replicas (anti-entropy).
+    pub anti_entropy_interval: Duration,
+    /// Anti-entropy bandwidth cap in KiB/s; 0 = none.
+    pub anti_entropy_rate_kib: u64,
     /// Per request, and the failure-detection timeout of peer calls.
     pub timeout: Duration,
     pub stabilize_interval: Duration,
@@ -42,6 +52,11 @@ impl Default for NodeConfig {
             max_nodes: 1024,
             successors: None,
             replication_factor: 3,
+            write_quorum: Quorum::Majority,
+            read_quorum: Quorum::Majority,
+            max_clock_skew: Duration::from_secs(60),
+            anti_entropy_interval: Duration::from_secs(30),
+            anti_entropy_rate_kib: 0,
             timeout: Duration::from_secs(3),
             stabilize_interval: Duration::from_millis(250),
             fix_fingers_interval: Duration::from_millis(250),

@@ -77,6 +77,22 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error("owner failed: {message}")]
     Remote { code: Code, message: String },
+    /// A replica holds a newer version of the key than the write carried.
+    #[error("a replica holds a newer version of the key ({current:?})")]
+    StaleVersion { current: dht_store::Version },
+    #[error(
+        "version is {ahead_ms} ms ahead of this node's clock; the limit is max_clock_skew_ms = {limit_ms}"
+    )]
+    ClockSkew { ahead_ms: u64, limit_ms: u64 },
+    #[error(
+        "{op}: {answered} of {replicas} replicas answered within the timeout; {needed} needed"
+    )]
+    Quorum {
+        op: &'static str,
+        answered: u32,
+        needed: u32,
+        replicas: u32,
+    },
     #[error("leave was cut short: {0}")]
     LeaveCutShort(String),
     #[error("internal error: {0}")]
@@ -93,6 +109,9 @@ impl NodeError {
             NodeError::Overloaded => pb::Reason::Overloaded,
             NodeError::HashSizeMismatch { .. } => pb::Reason::HashSize,
             NodeError::NoOwner { .. } | NodeError::LookupFailed(_) => pb::Reason::NoOwner,
+            NodeError::StaleVersion { .. } => pb::Reason::StaleVersion,
+            NodeError::ClockSkew { .. } => pb::Reason::ClockSkew,
+            NodeError::Quorum { .. } => pb::Reason::Quorum,
             NodeError::Peer { status, .. } => detail(status).reason(),
             _ => pb::Reason::Unspecified,
         }
@@ -108,7 +127,10 @@ impl NodeError {
             | NodeError::Core(_) => Code::InvalidArgument,
             NodeError::HashSizeMismatch { .. }
             | NodeError::Precondition(_)
-            | NodeError::NotOwner { .. } => Code::FailedPrecondition,
+            | NodeError::NotOwner { .. }
+            | NodeError::ClockSkew { .. } => Code::FailedPrecondition,
+            NodeError::StaleVersion { .. } => Code::Aborted,
+            NodeError::Quorum { .. } => Code::Unavailable,
             NodeError::NotServing(_)
             | NodeError::Left
             | NodeError::LookupFailed(_)
@@ -149,7 +171,10 @@ impl NodeError {
             | NodeError::LookupFailed(_)
             | NodeError::Overloaded => true,
             NodeError::Peer { status, .. } => match detail(status).reason() {
-                pb::Reason::HashSize => false,
+                pb::Reason::HashSize
+                | pb::Reason::StaleVersion
+                | pb::Reason::ClockSkew
+                | pb::Reason::Quorum => false,
                 pb::Reason::NotServing
                 | pb::Reason::Left
                 | pb::Reason::NotOwner
@@ -175,13 +200,25 @@ impl NodeError {
             from_node: true,
             ..Default::default()
         };
-        if let NodeError::NotOwner {
-            range: Some((from, to)),
-            ..
-        } = self
-        {
-            d.range_from = crate::convert::id_bytes(*from);
-            d.range_to = crate::convert::id_bytes(*to);
+        match self {
+            NodeError::NotOwner {
+                range: Some((from, to)),
+                ..
+            } => {
+                d.range_from = crate::convert::id_bytes(*from);
+                d.range_to = crate::convert::id_bytes(*to);
+            }
+            NodeError::Quorum {
+                answered,
+                needed,
+                replicas,
+                ..
+            } => {
+                d.answered = *answered;
+                d.needed = *needed;
+                d.replicas = *replicas;
+            }
+            _ => {}
         }
         d
     }
@@ -189,10 +226,14 @@ impl NodeError {
     /// This error as one failed operation of an `Apply` batch.
     pub(crate) fn to_op_result(&self) -> pb::OpResult {
         pb::OpResult {
-            entry: None,
             error: self.to_string(),
             code: self.code() as i32,
             detail: Some(self.detail()),
+            current: match self {
+                NodeError::StaleVersion { current } => Some(crate::convert::version(*current)),
+                _ => None,
+            },
+            ..Default::default()
         }
     }
 
@@ -210,6 +251,13 @@ impl NodeError {
             pb::Reason::NotServing => NodeError::NotServing(NotServing::Remote),
             pb::Reason::Left => NodeError::Left,
             pb::Reason::Overloaded => NodeError::Overloaded,
+            pb::Reason::StaleVersion => NodeError::StaleVersion {
+                current: crate::convert::from_version(r.current.as_ref()),
+            },
+            pb::Reason::ClockSkew => NodeError::Remote {
+                code: Code::FailedPrecondition,
+                message: r.error.clone(),
+            },
             _ => match Code::from_i32(r.code) {
                 Code::InvalidArgument => NodeError::InvalidArgument(r.error.clone()),
                 code => NodeError::Remote {

@@ -232,6 +232,7 @@ impl Node {
                 .map(|e| {
                     let op = pb::Op {
                         op: Some(pb::op::Op::Put(convert::entry(e))),
+                        ..Default::default()
                     };
                     (e.key.clone(), op)
                 })

@@ -19,6 +19,7 @@
 //! `pool` (peer channels), `hlc` (write versions), `health`, `telemetry`. The design is in
 //! the repository's docs/architecture.md and docs/protocol.md.
 
+mod antientropy;
 mod coalesce;
 mod coldstart;
 mod config;
@@ -42,6 +43,7 @@ pub mod telemetry;
 mod validate;
 
 pub use config::NodeConfig;
+pub use dht_core::Quorum;
 pub use error::{NodeError, NotServing};
 pub use lifecycle::Phase;
 pub use node::Node;

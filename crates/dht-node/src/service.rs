@@ -209,6 +209,14 @@ impl PeerRpc for PeerService {
         Ok(Response::new(pb::PushEntriesReply { stored }))
     }
 
+    async fn digest(
+        &self,
+        req: Request<pb::DigestRequest>,
+    ) -> Result<Response<pb::DigestReply>, Status> {
+        self.0.life.check_member()?;
+        Ok(Response::new(self.0.digest(req.into_inner()).await?))
+    }
+
     async fn apply(
         &self,
         req: Request<pb::ApplyRequest>,
@@ -226,6 +234,8 @@ impl Kv for KvService {
             let r = self.0.route(&key, op).await?;
             Ok(Response::new(pb::PutReply {
                 version: r.entry.and_then(|e| e.version),
+                acks: r.acks,
+                replicas: r.replicas,
             }))
         })
         .await
@@ -270,6 +280,7 @@ impl Kv for KvService {
             self.0.check_key(&key)?;
             let op = pb::Op {
                 op: Some(pb::op::Op::Get(pb::GetOp { key: key.clone() })),
+                ..Default::default()
             };
             let r = self.0.route(&key, op).await?;
             Ok(Response::new(match r.entry {
@@ -278,6 +289,9 @@ impl Kv for KvService {
                     value: e.value,
                     version: e.version,
                     expires_at_ms: e.expires_at_ms,
+                    answered: r.acks,
+                    agreed: r.agreed,
+                    deleted: false,
                 },
                 None => pb::GetReply::default(),
             }))
@@ -300,10 +314,13 @@ impl Kv for KvService {
                     deleted: true,
                     expires_at_ms: 0,
                 })),
+                ..Default::default()
             };
             let r = self.0.route(&key, op).await?;
             Ok(Response::new(pb::DeleteReply {
                 version: r.entry.and_then(|e| e.version),
+                acks: r.acks,
+                replicas: r.replicas,
             }))
         })
         .await
@@ -325,6 +342,7 @@ impl Kv for KvService {
                 key_id: convert::id_bytes(id),
                 owner: Some(convert::node_ref(&owner)),
                 hops,
+                replicas: Vec::new(),
             }))
         })
         .await
@@ -349,6 +367,16 @@ impl Kv for KvService {
                 keys,
                 tasks,
                 replication_factor: node.cfg.replication_factor,
+                write_quorum: node
+                    .cfg
+                    .write_quorum
+                    .needed(node.cfg.replication_factor as usize)
+                    as u32,
+                read_quorum: node
+                    .cfg
+                    .read_quorum
+                    .needed(node.cfg.replication_factor as usize)
+                    as u32,
                 version: env!("CARGO_PKG_VERSION").to_string(),
             }))
         })

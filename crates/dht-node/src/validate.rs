@@ -63,6 +63,8 @@ impl Node {
                 deleted: false,
                 expires_at_ms,
             })),
+            quorum: req.quorum,
+            replica: false,
         };
         Ok((req.key.to_vec(), op))
     }

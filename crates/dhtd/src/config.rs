@@ -48,6 +48,22 @@ pub struct Args {
     /// Copies of every key (owner included).
     #[arg(long, env = "DHT_REPLICATION_FACTOR")]
     pub replication_factor: Option<u32>,
+    /// Replicas that must acknowledge a write: one, majority (default) or all.
+    #[arg(long, env = "DHT_WRITE_QUORUM")]
+    pub write_quorum: Option<String>,
+    /// Replicas a read asks, returning the newest version: one, majority (default) or all.
+    #[arg(long, env = "DHT_READ_QUORUM")]
+    pub read_quorum: Option<String>,
+    /// Versions further ahead of this node's clock than this are refused (default 60000).
+    #[arg(long, env = "DHT_MAX_CLOCK_SKEW_MS")]
+    pub max_clock_skew_ms: Option<u64>,
+    /// Seconds between anti-entropy rounds, which compare each range with its replicas by
+    /// digests and copy only what differs (default 30).
+    #[arg(long, env = "DHT_ANTI_ENTROPY_INTERVAL_S")]
+    pub anti_entropy_interval_s: Option<f64>,
+    /// Anti-entropy bandwidth cap in KiB/s per node; 0 = no cap (default 0).
+    #[arg(long, env = "DHT_ANTI_ENTROPY_RATE_KIB")]
+    pub anti_entropy_rate_kib: Option<u64>,
     /// Per-request timeout in seconds (fractions allowed); also the failure-detection timeout.
     #[arg(long, env = "DHT_TIMEOUT")]
     pub timeout: Option<f64>,
@@ -106,6 +122,11 @@ pub struct FileConfig {
     pub shutdown_timeout_s: Option<f64>,
     pub hash_size: Option<u32>,
     pub replication_factor: Option<u32>,
+    pub write_quorum: Option<String>,
+    pub read_quorum: Option<String>,
+    pub max_clock_skew_ms: Option<u64>,
+    pub anti_entropy_interval_s: Option<f64>,
+    pub anti_entropy_rate_kib: Option<u64>,
     pub timeout: Option<f64>,
     pub max_nodes: Option<u64>,
     pub successors: Option<usize>,
@@ -204,6 +225,29 @@ impl Settings {
             .timeout
             .or(file.timeout)
             .unwrap_or(d.timeout.as_secs_f64());
+        let quorum = |v: Option<String>, name: &str, d: dht_node::Quorum| -> Result<_> {
+            match v {
+                None => Ok(d),
+                Some(q) => q.parse().map_err(|e| anyhow::anyhow!("{name}: {e}")),
+            }
+        };
+        let write_quorum = quorum(
+            args.write_quorum.or(file.write_quorum),
+            "write_quorum",
+            d.write_quorum,
+        )?;
+        let read_quorum = quorum(
+            args.read_quorum.or(file.read_quorum),
+            "read_quorum",
+            d.read_quorum,
+        )?;
+        let ae_s = args
+            .anti_entropy_interval_s
+            .or(file.anti_entropy_interval_s)
+            .unwrap_or(d.anti_entropy_interval.as_secs_f64());
+        if !(ae_s.is_finite() && (0.05..=86_400.0).contains(&ae_s)) {
+            bail!("anti_entropy_interval_s = {ae_s}: must be between 0.05 and 86400");
+        }
         let ephemeral = args.ephemeral || file.ephemeral.unwrap_or(false);
         let flush = Duration::from_millis(
             args.flush_interval_ms
@@ -241,6 +285,17 @@ impl Settings {
                     .replication_factor
                     .or(file.replication_factor)
                     .unwrap_or(d.replication_factor),
+                write_quorum,
+                read_quorum,
+                max_clock_skew: args
+                    .max_clock_skew_ms
+                    .or(file.max_clock_skew_ms)
+                    .map_or(d.max_clock_skew, Duration::from_millis),
+                anti_entropy_interval: Duration::from_secs_f64(ae_s),
+                anti_entropy_rate_kib: args
+                    .anti_entropy_rate_kib
+                    .or(file.anti_entropy_rate_kib)
+                    .unwrap_or(d.anti_entropy_rate_kib),
                 timeout: if timeout_s.is_finite() && timeout_s > 0.0 && timeout_s <= 3600.0 {
                     Duration::from_secs_f64(timeout_s)
                 } else {
@@ -305,6 +360,13 @@ impl Settings {
             format!(
                 "replication_factor = {}: must be between 1 and 16",
                 n.replication_factor
+            ),
+        )?;
+        check(
+            (1_000..=86_400_000).contains(&n.max_clock_skew.as_millis()),
+            format!(
+                "max_clock_skew_ms = {}: must be between 1000 and 86400000",
+                n.max_clock_skew.as_millis()
             ),
         )?;
         check(n.max_nodes >= 1, "max_nodes = 0: must be at least 1".into())?;
