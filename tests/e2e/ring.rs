@@ -177,7 +177,8 @@ async fn put_many_streams_keys_to_their_owners() {
         let stored = c.put_many(items).await.expect("put_many");
         assert_eq!(stored, KEYS as u64);
         assert_all_readable_from(&nodes.iter().collect::<Vec<_>>()).await;
-        // Every node holds only keys it owns: the stream was split by owner.
+        // Every key is on its whole replica set: with the default factor 3, on all three
+        // nodes, once each.
         let total: u64 = futures::future::join_all(
             nodes
                 .iter()
@@ -186,7 +187,7 @@ async fn put_many_streams_keys_to_their_owners() {
         .await
         .into_iter()
         .sum();
-        assert_eq!(total, KEYS as u64);
+        assert_eq!(total, 3 * KEYS as u64);
         // A bad entry in the stream fails the call with INVALID_ARGUMENT.
         let bad = vec![(Vec::new(), b"v".to_vec())];
         assert!(matches!(

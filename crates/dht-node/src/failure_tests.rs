@@ -216,7 +216,6 @@ fn refusal(code: Code, reason: pb::Reason) -> Status {
 /// One failed operation of an `Apply` batch, as a dht node reports it.
 fn failed_op(code: Code, reason: pb::Reason) -> pb::OpResult {
     pb::OpResult {
-        entry: None,
         error: format!("scripted failure ({reason:?})"),
         code: code as i32,
         detail: Some(pb::ErrorDetail {
@@ -224,6 +223,7 @@ fn failed_op(code: Code, reason: pb::Reason) -> pb::OpResult {
             from_node: true,
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 
@@ -254,6 +254,7 @@ fn get_op(key: &[u8]) -> pb::Op {
         op: Some(pb::op::Op::Get(pb::GetOp {
             key: key.to_vec().into(),
         })),
+        ..Default::default()
     }
 }
 
@@ -380,6 +381,13 @@ impl PeerRpc for FakeService {
     ) -> Result<Response<pb::ApplyReply>, Status> {
         self.dispatch("apply", |s| s.apply.clone(), req.into_inner())
             .await
+    }
+
+    async fn digest(
+        &self,
+        _req: Request<pb::DigestRequest>,
+    ) -> Result<Response<pb::DigestReply>, Status> {
+        Err(Status::unimplemented("fake peers keep no data"))
     }
 }
 
@@ -914,6 +922,7 @@ fn puts(keys: &[Vec<u8>]) -> Vec<pb::PutRequest> {
             key: k.clone().into(),
             value: b"v".to_vec().into(),
             ttl_ms: 0,
+            quorum: 0,
         })
         .collect()
 }
@@ -1106,14 +1115,26 @@ async fn apply_answering_fewer_results_fails_every_caller_of_the_batch() {
     }
     assert_eq!(*sizes.lock().unwrap(), vec![keys.len()]);
 
-    // Through routing: the same error, not retried until the deadline (that would be NoOwner).
+    // Through routing: the read's quorum (both members of this two-node ring) fails at once
+    // with the count of replicas that answered; it is not retried until the deadline (that
+    // would be NoOwner).
     let r = bounded(
         "routing to a miscounting owner",
         BOUND,
         t.node.route(&keys[0], get_op(&keys[0])),
     )
     .await;
-    assert!(matches!(r, Err(NodeError::Internal(_))), "{r:?}");
+    assert!(
+        matches!(
+            r,
+            Err(NodeError::Quorum {
+                answered: 1,
+                needed: 2,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
     assert_eq!(sizes.lock().unwrap().len(), 2, "sent once, not retried");
     t.stop().await;
 }

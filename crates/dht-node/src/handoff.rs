@@ -83,13 +83,15 @@ impl Node {
             if batch.len() == PAGE {
                 total += batch.len() as u64;
                 self.local
-                    .store_incoming(std::mem::take(&mut batch))
+                    .store_incoming(std::mem::take(&mut batch), &self.metrics.versions_refused)
                     .await?;
             }
         }
         total += batch.len() as u64;
         if !batch.is_empty() {
-            self.local.store_incoming(batch).await?;
+            self.local
+                .store_incoming(batch, &self.metrics.versions_refused)
+                .await?;
         }
         Ok(total)
     }

@@ -16,20 +16,21 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// How far ahead of the local clock an observed version may be.
-const MAX_AHEAD_MS: u64 = 24 * 3600 * 1000;
-
 #[derive(Debug)]
 pub struct Hlc {
     node: u64,
+    /// How far ahead of the local clock an observed version may be (`max_clock_skew_ms`):
+    /// the node refuses to store such versions, and its clock does not follow them.
+    max_ahead_ms: u64,
     /// Last issued hlc value; a plain mutex, held for a few instructions.
     last: Mutex<u64>,
 }
 
 impl Hlc {
-    pub fn new(node: u64) -> Hlc {
+    pub fn new(node: u64, max_ahead_ms: u64) -> Hlc {
         Hlc {
             node,
+            max_ahead_ms,
             last: Mutex::new(0),
         }
     }
@@ -44,12 +45,22 @@ impl Hlc {
         }
     }
 
+    /// How far `v` is ahead of the local clock beyond the allowed skew, in milliseconds; 0
+    /// when acceptable.
+    pub fn excess_ms(&self, v: Version) -> u64 {
+        v.physical_ms()
+            .saturating_sub(now_ms().saturating_add(self.max_ahead_ms))
+    }
+
+    pub fn max_ahead_ms(&self) -> u64 {
+        self.max_ahead_ms
+    }
+
     /// Moves the clock past a version seen from elsewhere, unless that version claims a time
-    /// more than a day ahead of ours: a peer with a broken clock (or a hostile one) must not
-    /// drag every later write of this node into the far future.
+    /// further ahead of ours than the allowed skew: a peer with a broken clock (or a hostile
+    /// one) must not drag every later write of this node into the future.
     pub fn observe(&self, v: Version) {
-        let horizon = (now_ms() + MAX_AHEAD_MS) << Version::LOGICAL_BITS;
-        if v.hlc > horizon {
+        if self.excess_ms(v) > 0 {
             tracing::warn!(
                 hlc = v.hlc,
                 "ignoring a version far ahead of this node's clock"
@@ -67,7 +78,7 @@ mod tests {
 
     #[test]
     fn versions_strictly_increase_and_pass_observed_ones() {
-        let c = Hlc::new(7);
+        let c = Hlc::new(7, 24 * 3600 * 1000);
         let a = c.next();
         let b = c.next();
         assert!(b > a);

@@ -36,6 +36,7 @@ mod maintenance;
 mod node;
 mod peers;
 mod pool;
+mod replicate;
 mod routing;
 mod service;
 mod tasks;

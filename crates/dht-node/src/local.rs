@@ -9,7 +9,7 @@ use dht_proto::v1 as pb;
 use dht_store::{Entry, Store, Version};
 
 use crate::convert;
-use crate::hlc::{now_ms, Hlc};
+use crate::hlc::Hlc;
 use crate::node::Node;
 use crate::NodeError;
 
@@ -71,13 +71,30 @@ impl Local {
         blocking(&self.store, |s| s.len()).await
     }
 
-    /// Stores entries that arrived from another node (a transfer), advancing the clock past
-    /// their versions.
-    pub(crate) async fn store_incoming(&self, batch: Vec<Entry>) -> Result<(), NodeError> {
+    /// Stores entries that arrived from another node (a transfer, anti-entropy), advancing
+    /// the clock past their versions. Entries further ahead of our clock than the allowed
+    /// skew are dropped (and counted in `refused`): no transfer may plant a version that
+    /// later writes cannot beat. Returns how many were dropped.
+    pub(crate) async fn store_incoming(
+        &self,
+        mut batch: Vec<Entry>,
+        refused: &metrics::Counter,
+    ) -> Result<usize, NodeError> {
+        let before = batch.len();
+        batch.retain(|e| self.hlc.excess_ms(e.record.version) == 0);
+        let dropped = before - batch.len();
+        if dropped > 0 {
+            refused.increment(dropped as u64);
+            tracing::warn!(
+                entries = dropped,
+                "refused transferred entries whose versions are ahead of this node's clock"
+            );
+        }
         for e in &batch {
             self.hlc.observe(e.record.version);
         }
-        self.apply(batch).await.map(drop)
+        self.apply(batch).await?;
+        Ok(dropped)
     }
 }
 
@@ -96,9 +113,44 @@ where
 }
 
 impl Node {
-    /// Executes operations on keys this node owns (the owner side of `Apply`). Puts without a
-    /// version are stamped here, so one owner's versions of a key always increase.
+    /// The callee side of `Apply`: replica operations of a coordinator run on this node's
+    /// store (one storage commit for all the batch's writes); operations forwarded because
+    /// this node owns the key are coordinated here, concurrently.
     pub(crate) async fn apply_local(&self, ops: Vec<pb::Op>) -> Vec<pb::OpResult> {
+        let mut results: Vec<pb::OpResult> = vec![pb::OpResult::default(); ops.len()];
+        let (replica, owned): (Vec<_>, Vec<_>) =
+            ops.into_iter().enumerate().partition(|(_, op)| op.replica);
+        let coordinated = futures::future::join_all(owned.into_iter().map(|(i, op)| async move {
+            let r = match op_key(&op) {
+                Err(e) => Err(e),
+                Ok(key) => match self.check_key(key) {
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        let id = self.space().hash(key);
+                        self.coordinate_owned(op, id).await
+                    }
+                },
+            };
+            (i, r.unwrap_or_else(|e| e.to_op_result()))
+        }));
+        let (slots, replica_ops): (Vec<usize>, Vec<pb::Op>) = replica.into_iter().unzip();
+        let (coordinated, replica_results) =
+            futures::future::join(coordinated, self.apply_replica(replica_ops)).await;
+        for (i, r) in coordinated {
+            results[i] = r;
+        }
+        for (i, r) in slots.into_iter().zip(replica_results) {
+            results[i] = r;
+        }
+        results
+    }
+
+    /// Replica operations on this node's own store. A write is stored only if it is newer
+    /// than the stored version; otherwise the result names the newer version
+    /// (REASON_STALE_VERSION), so the coordinator never acknowledges a write that lost. A
+    /// read returns the stored entry as it is, tombstones included: the coordinator compares
+    /// versions across replicas.
+    pub(crate) async fn apply_replica(&self, ops: Vec<pb::Op>) -> Vec<pb::OpResult> {
         let _owned = self.local.ownership.read().await;
         let space = self.space();
         let mut results: Vec<pb::OpResult> = vec![pb::OpResult::default(); ops.len()];
@@ -106,57 +158,40 @@ impl Node {
         let mut put_slots = Vec::new();
         let mut gets = Vec::new();
         for (i, op) in ops.into_iter().enumerate() {
-            let key = match &op.op {
-                Some(pb::op::Op::Get(g)) => g.key.clone(),
-                Some(pb::op::Op::Put(e)) => e.key.clone(),
-                None => {
-                    results[i] =
-                        NodeError::InvalidArgument("empty operation".into()).to_op_result();
-                    continue;
-                }
-            };
-            if let Err(e) = self.check_key(&key) {
+            if let Err(e) = self.check_replica_op(&op) {
                 results[i] = e.to_op_result();
                 continue;
-            }
-            let id = space.hash(&key);
-            if let Err(e) = self.life.check_serving() {
-                results[i] = e.to_op_result();
-                continue;
-            }
-            {
-                let st = self.state();
-                if !st.owns(id) {
-                    let range = st.range_start().map(|s| (s, self.me.id));
-                    results[i] = NodeError::NotOwner { id, range }.to_op_result();
-                    continue;
-                }
             }
             match op.op {
                 Some(pb::op::Op::Put(e)) => {
-                    if let Err(err) = self.check_value(&e.value) {
-                        results[i] = err.to_op_result();
-                        continue;
-                    }
-                    let stamp = e.version.is_none();
-                    let mut entry = convert::from_entry(space, e);
-                    if stamp {
-                        entry.record.version = self.local.hlc.next();
-                    } else {
-                        self.local.hlc.observe(entry.record.version);
-                    }
+                    let entry = convert::from_entry(space, e);
+                    self.local.hlc.observe(entry.record.version);
                     put_slots.push(i);
                     puts.push(entry);
                 }
-                Some(pb::op::Op::Get(_)) => gets.push((i, id, key.to_vec())),
+                Some(pb::op::Op::Get(g)) => gets.push((i, space.hash(&g.key), g.key.to_vec())),
                 None => {}
             }
         }
         if !puts.is_empty() {
             match self.local.apply(puts.clone()).await {
-                Ok(_) => {
-                    for (slot, e) in put_slots.into_iter().zip(&puts) {
-                        results[slot].entry = Some(convert::entry(e));
+                Ok(written) => {
+                    for ((slot, e), w) in put_slots.into_iter().zip(puts).zip(written) {
+                        if w {
+                            continue;
+                        }
+                        // Not written: the stored version is at least as new. The same write
+                        // arriving twice is still an acknowledgement.
+                        results[slot] = match self.local.get(e.id, e.key.clone()).await {
+                            Ok(Some(cur)) if cur.record.version != e.record.version => {
+                                NodeError::StaleVersion {
+                                    current: cur.record.version,
+                                }
+                                .to_op_result()
+                            }
+                            Ok(_) => pb::OpResult::default(),
+                            Err(err) => err.to_op_result(),
+                        };
                     }
                 }
                 Err(e) => {
@@ -167,14 +202,60 @@ impl Node {
                 }
             }
         }
-        let now = now_ms();
         for (i, id, key) in gets {
             match self.local.get(id, key).await {
-                Ok(Some(e)) if e.record.is_live(now) => results[i].entry = Some(convert::entry(&e)),
-                Ok(_) => {}
+                Ok(e) => results[i].entry = e.as_ref().map(convert::entry),
                 Err(e) => results[i] = e.to_op_result(),
             }
         }
         results
+    }
+
+    /// What a replica checks before it runs an operation: a valid key and value, a version
+    /// within the allowed clock skew, ownership when the coordinator asked for it, and a
+    /// node that is not leaving (writes) or serving (reads: a joining node's store is still
+    /// filling and must not count as an answer).
+    fn check_replica_op(&self, op: &pb::Op) -> Result<(), NodeError> {
+        let key = op_key(op)?;
+        self.check_key(key)?;
+        let id = self.space().hash(key);
+        if let Some(pb::op::Op::Put(e)) = &op.op {
+            self.check_value(&e.value)?;
+            let Some(v) = e.version.as_ref() else {
+                return Err(NodeError::InvalidArgument(
+                    "a replica write must carry a version".into(),
+                ));
+            };
+            self.check_skew(convert::from_version(Some(v)))?;
+            if self.life.has_left() {
+                return Err(NodeError::NotServing(crate::NotServing::Leaving));
+            }
+        } else {
+            self.life.check_serving()?;
+        }
+        if op.check_owner {
+            let st = self.state();
+            if !st.owns(id) {
+                let range = st.range_start().map(|s| (s, self.me.id));
+                return Err(NodeError::NotOwner { id, range });
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's own stored entry for `key`, tombstones included (`Get` with `local`).
+    pub(crate) async fn read_local(&self, key: &[u8]) -> Result<Option<Entry>, NodeError> {
+        self.check_key(key)?;
+        let id = self.space().hash(key);
+        self.local.get(id, key.to_vec()).await
+    }
+}
+
+/// The key an operation is about.
+fn op_key(op: &pb::Op) -> Result<&[u8], NodeError> {
+    match &op.op {
+        Some(pb::op::Op::Get(g)) => Ok(&g.key),
+        Some(pb::op::Op::Put(e)) => Ok(&e.key),
+        None => Err(NodeError::InvalidArgument("empty operation".into())),
     }
 }

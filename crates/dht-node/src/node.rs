@@ -68,7 +68,10 @@ impl Node {
             metrics.apply_batch_size.clone(),
         );
         Ok(Arc::new(Node {
-            local: Local::new(store, Hlc::new(me.id.low_u64())),
+            local: Local::new(
+                store,
+                Hlc::new(me.id.low_u64(), cfg.max_clock_skew.as_millis() as u64),
+            ),
             metrics,
             health: crate::health::Health::new(),
             cold: crate::coldstart::Board::new(),

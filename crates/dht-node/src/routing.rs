@@ -44,42 +44,36 @@ impl Node {
         Err(NodeError::LookupFailed(key))
     }
 
-    /// Runs one operation on the owner of `key`, wherever it is. Retries with backoff while
-    /// ownership is moving (a join or leave in progress, a dead owner not yet routed around),
-    /// up to the configured timeout.
+    /// Runs one client operation on the replica set of `key`, wherever it is: coordinated
+    /// here when this node's tables name the whole set (the owner then confirms its
+    /// ownership), otherwise forwarded to the owner, which coordinates it. Retries with
+    /// backoff while ownership is moving (a join or leave in progress, a dead owner not yet
+    /// routed around), up to the configured timeout. A quorum that was not reached is final.
     pub(crate) async fn route(&self, key: &[u8], op: pb::Op) -> Result<pb::OpResult, NodeError> {
         if self.life.is_waiting() {
             return Err(NodeError::NotServing(NotServing::Waiting));
         }
         let id = self.space().hash(key);
         let deadline = Instant::now() + self.cfg.timeout;
+        let factor = self.cfg.replication_factor as usize;
         let mut delay = Duration::from_millis(5);
         let mut use_hint = true;
         loop {
-            let hint = if use_hint {
-                self.state().owner_hint(id)
+            let view = if use_hint && self.life.is_serving() {
+                dht_core::replicas_from_view(&self.state(), id, factor)
             } else {
                 None
             };
-            let owner = match hint {
-                Some(o) => Ok(o),
-                None => self.lookup(id).await.map(|(o, _)| o),
-            };
-            let outcome = match owner {
-                Err(e) => Err(e),
-                Ok(o) if o.id == self.me.id => Ok(self.apply_local(vec![op.clone()]).await),
-                Ok(o) => self.apply_remote(&o, op.clone()).await.inspect_err(|e| {
-                    if e.peer_unreachable() {
-                        self.peer_dead(&o);
-                    }
-                }),
+            let outcome = match view {
+                Some(set) => {
+                    let check_owner = set[0].id != self.me.id;
+                    self.coordinate(op.clone(), &set, check_owner, deadline)
+                        .await
+                }
+                None => self.forward(id, op.clone(), use_hint).await,
             };
             let err = match outcome {
-                Ok(mut results) => match results.pop() {
-                    Some(r) if r.code == 0 => return Ok(r),
-                    Some(r) => NodeError::from_op_result(self.space(), &r),
-                    None => NodeError::Internal("owner returned no result".into()),
-                },
+                Ok(r) => return Ok(r),
                 Err(e) => e,
             };
             if !err.retryable() {
@@ -95,6 +89,34 @@ impl Node {
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends an operation to the owner of `id` (from our tables when `use_hint`, else by a
+    /// lookup), which coordinates it.
+    async fn forward(&self, id: Id, op: pb::Op, use_hint: bool) -> Result<pb::OpResult, NodeError> {
+        let hint = if use_hint {
+            self.state().owner_hint(id)
+        } else {
+            None
+        };
+        let owner = match hint {
+            Some(o) => o,
+            None => self.lookup(id).await?.0,
+        };
+        if owner.id == self.me.id {
+            return self.coordinate_owned(op, id).await;
+        }
+        self.metrics.forwarded.increment(1);
+        let r = self.peers.apply_one(&owner, op).await.inspect_err(|e| {
+            if e.peer_unreachable() {
+                self.peer_dead(&owner);
+            }
+        })?;
+        if r.code == 0 {
+            Ok(r)
+        } else {
+            Err(NodeError::from_op_result(self.space(), &r))
         }
     }
 
@@ -155,10 +177,5 @@ impl Node {
             stored += 1;
         }
         Ok(stored)
-    }
-
-    async fn apply_remote(&self, owner: &Peer, op: pb::Op) -> Result<Vec<pb::OpResult>, NodeError> {
-        self.metrics.forwarded.increment(1);
-        Ok(vec![self.peers.apply_one(owner, op).await?])
     }
 }

@@ -276,10 +276,30 @@ impl Kv for KvService {
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetReply>, Status> {
         self.observed(KvOp::Get, async move {
-            let key = req.into_inner().key;
+            let req = req.into_inner();
+            let key = req.key;
             self.0.check_key(&key)?;
+            if req.local {
+                let stored = self.0.read_local(&key).await?;
+                return Ok(Response::new(match stored {
+                    Some(e) => {
+                        let e = convert::entry(&e);
+                        pb::GetReply {
+                            found: !e.deleted,
+                            deleted: e.deleted,
+                            value: e.value,
+                            version: e.version,
+                            expires_at_ms: e.expires_at_ms,
+                            answered: 1,
+                            agreed: 1,
+                        }
+                    }
+                    None => pb::GetReply::default(),
+                }));
+            }
             let op = pb::Op {
                 op: Some(pb::op::Op::Get(pb::GetOp { key: key.clone() })),
+                quorum: req.quorum,
                 ..Default::default()
             };
             let r = self.0.route(&key, op).await?;
@@ -293,7 +313,11 @@ impl Kv for KvService {
                     agreed: r.agreed,
                     deleted: false,
                 },
-                None => pb::GetReply::default(),
+                None => pb::GetReply {
+                    answered: r.acks,
+                    agreed: r.agreed,
+                    ..Default::default()
+                },
             }))
         })
         .await
@@ -304,7 +328,8 @@ impl Kv for KvService {
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteReply>, Status> {
         self.observed(KvOp::Delete, async move {
-            let key = req.into_inner().key;
+            let req = req.into_inner();
+            let key = req.key;
             self.0.check_key(&key)?;
             let op = pb::Op {
                 op: Some(pb::op::Op::Put(pb::Entry {
@@ -314,6 +339,7 @@ impl Kv for KvService {
                     deleted: true,
                     expires_at_ms: 0,
                 })),
+                quorum: req.quorum,
                 ..Default::default()
             };
             let r = self.0.route(&key, op).await?;
@@ -338,11 +364,12 @@ impl Kv for KvService {
             }
             let id = self.0.space().hash(&key);
             let (owner, hops) = self.0.lookup(id).await?;
+            let replicas = self.0.replicas_of(&owner).await?;
             Ok(Response::new(pb::LookupReply {
                 key_id: convert::id_bytes(id),
                 owner: Some(convert::node_ref(&owner)),
                 hops,
-                replicas: Vec::new(),
+                replicas: convert::node_refs(&replicas),
             }))
         })
         .await

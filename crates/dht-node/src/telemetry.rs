@@ -45,6 +45,15 @@ pub mod names {
     pub const PREDECESSOR_KNOWN: &str = "dht_predecessor_known";
     /// Gauge: 1 while the node serves its key range, 0 while joining and once leaving.
     pub const SERVING: &str = "dht_serving";
+    /// Counter of versions refused for being further ahead of the local clock than
+    /// `max_clock_skew_ms`, whatever brought them (client, peer write, handoff, repair).
+    pub const VERSIONS_REFUSED: &str = "dht_versions_refused_total";
+    /// Counter of replicas a read found stale or missing and rewrote (read repair).
+    pub const READ_REPAIRS: &str = "dht_read_repairs_total";
+    /// Counter of client operations that did not reach their quorum in time.
+    pub const QUORUM_FAILURES: &str = "dht_quorum_failures_total";
+    /// Counter of writes stamped again because a replica held a newer version.
+    pub const RESTAMPS: &str = "dht_write_restamps_total";
 }
 
 /// Bucket boundaries of the histograms, for exporters that need them up front (Prometheus
@@ -202,6 +211,22 @@ fn describe() {
     );
     describe_counter!(names::STABILIZE_ROUNDS, "Stabilize rounds run");
     describe_counter!(
+        names::VERSIONS_REFUSED,
+        "Versions refused for being further ahead of the local clock than max_clock_skew_ms"
+    );
+    describe_counter!(
+        names::READ_REPAIRS,
+        "Stale or missing replicas rewritten by a read"
+    );
+    describe_counter!(
+        names::QUORUM_FAILURES,
+        "Client operations that did not reach their quorum within the timeout"
+    );
+    describe_counter!(
+        names::RESTAMPS,
+        "Writes stamped again because a replica held a newer version"
+    );
+    describe_counter!(
         names::HANDOFF_ENTRIES,
         "Entries moved between nodes, by direction and reason (join, leave, rehome)"
     );
@@ -240,6 +265,10 @@ pub(crate) struct Metrics {
     pub(crate) successors: Gauge,
     pub(crate) predecessor_known: Gauge,
     pub(crate) serving: Gauge,
+    pub(crate) versions_refused: Counter,
+    pub(crate) read_repairs: Counter,
+    pub(crate) quorum_failures: Counter,
+    pub(crate) restamps: Counter,
 }
 
 impl Metrics {
@@ -266,6 +295,10 @@ impl Metrics {
             lookup_failures: counter!(names::LOOKUP_FAILURES),
             peer_deaths: counter!(names::PEER_DEATHS),
             stabilize_rounds: counter!(names::STABILIZE_ROUNDS),
+            versions_refused: counter!(names::VERSIONS_REFUSED),
+            read_repairs: counter!(names::READ_REPAIRS),
+            quorum_failures: counter!(names::QUORUM_FAILURES),
+            restamps: counter!(names::RESTAMPS),
             store_entries: gauge!(names::STORE_ENTRIES),
             successors: gauge!(names::SUCCESSORS),
             predecessor_known: gauge!(names::PREDECESSOR_KNOWN),

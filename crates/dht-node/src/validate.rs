@@ -64,7 +64,7 @@ impl Node {
                 expires_at_ms,
             })),
             quorum: req.quorum,
-            replica: false,
+            ..Default::default()
         };
         Ok((req.key.to_vec(), op))
     }

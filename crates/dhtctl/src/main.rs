@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use dht_client::{Client, ClientError, Reason};
+use dht_client::{Client, ClientError, Quorum, Reason};
 
 #[derive(Parser, Debug)]
 #[command(name = "dhtctl", version, about = "Command-line client for a dht ring")]
@@ -55,6 +55,9 @@ enum Cmd {
         /// Expire after this long: 30s, 5m, 2h, 1d (a bare number is seconds).
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<Duration>,
+        /// Replicas that must acknowledge: one, majority or all (default: the node's).
+        #[arg(long, value_parser = parse_quorum)]
+        quorum: Option<Quorum>,
     },
     /// Print the value of KEY (exit 1 if absent).
     Get {
@@ -62,10 +65,22 @@ enum Cmd {
         /// Write the value's raw bytes with no trailing newline.
         #[arg(long)]
         raw: bool,
+        /// Replicas to ask: one, majority or all (default: the node's).
+        #[arg(long, value_parser = parse_quorum)]
+        quorum: Option<Quorum>,
+        /// Read only the contacted node's own store (a diagnostic: what this replica holds,
+        /// tombstones shown as "deleted").
+        #[arg(long, conflicts_with = "quorum")]
+        local: bool,
     },
     /// Delete KEY.
-    Delete { key: String },
-    /// Show which node owns KEY and the lookup's path length.
+    Delete {
+        key: String,
+        /// Replicas that must acknowledge: one, majority or all (default: the node's).
+        #[arg(long, value_parser = parse_quorum)]
+        quorum: Option<Quorum>,
+    },
+    /// Show which node owns KEY, its replica set and the lookup's path length.
     Lookup { key: String },
     /// Show the node's ring state.
     Info,
@@ -156,7 +171,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     let client = Client::connect(&cli.node, timeout).await?;
     match cli.cmd {
-        Cmd::Put { key, value, ttl } => {
+        Cmd::Put {
+            key,
+            value,
+            ttl,
+            quorum,
+        } => {
             let value = if value == "-" {
                 let mut buf = Vec::new();
                 std::io::stdin()
@@ -166,10 +186,45 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             } else {
                 value.into_bytes()
             };
-            client.put(key.as_bytes(), &value, ttl).await?;
-            out!("OK");
+            let w = client
+                .put_with(
+                    key.as_bytes(),
+                    &value,
+                    ttl,
+                    quorum.unwrap_or(Quorum::Default),
+                )
+                .await?;
+            print_written(&w, cli.json);
         }
-        Cmd::Get { key, raw } => match client.get(key.as_bytes()).await? {
+        Cmd::Get {
+            key, local: true, ..
+        } => match client.get_local(key.as_bytes()).await? {
+            Some(s) if cli.json => out!(
+                "{{\"key\":{},\"value\":{},\"deleted\":{},\"version\":{},\"writer\":{}}}",
+                json_str(&key),
+                s.value
+                    .as_ref()
+                    .map_or("null".into(), |v| json_str(&String::from_utf8_lossy(v))),
+                s.value.is_none(),
+                s.version.0,
+                s.version.1
+            ),
+            Some(s) => match &s.value {
+                Some(v) => out!("{}", String::from_utf8_lossy(v)),
+                None => out!("deleted (version {})", s.version.0),
+            },
+            None => {
+                eprintln!("dhtctl: not stored on this node: {key}");
+                return Ok(1);
+            }
+        },
+        Cmd::Get {
+            key, raw, quorum, ..
+        } => match client
+            .get_with(key.as_bytes(), quorum.unwrap_or(Quorum::Default))
+            .await?
+            .value
+        {
             Some(v) if raw => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(&v.value)?;
@@ -189,26 +244,41 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 return Ok(1);
             }
         },
-        Cmd::Delete { key } => {
-            client.delete(key.as_bytes()).await?;
-            out!("OK");
+        Cmd::Delete { key, quorum } => {
+            let w = client
+                .delete_with(key.as_bytes(), quorum.unwrap_or(Quorum::Default))
+                .await?;
+            print_written(&w, cli.json);
         }
         Cmd::Lookup { key } => {
             let r = client.lookup(key.as_bytes()).await?;
             if cli.json {
                 out!(
-                    "{{\"key\":{},\"key_id\":\"{}\",\"owner\":{},\"owner_id\":\"{}\",\"hops\":{}}}",
+                    "{{\"key\":{},\"key_id\":\"{}\",\"owner\":{},\"owner_id\":\"{}\",\"replicas\":[{}],\"hops\":{}}}",
                     json_str(&key),
                     r.key_id,
                     json_str(&r.owner.addr),
                     r.owner.id,
+                    r.replicas
+                        .iter()
+                        .map(|n| json_str(&n.addr))
+                        .collect::<Vec<_>>()
+                        .join(","),
                     r.hops
                 );
             } else {
-                out!("key_id {}", r.key_id);
-                out!("owner  {} ({})", r.owner.addr, r.owner.id);
+                out!("key_id   {}", r.key_id);
+                out!("owner    {} ({})", r.owner.addr, r.owner.id);
                 out!(
-                    "hops   {} (nodes contacted until the key's predecessor answered)",
+                    "replicas {}",
+                    r.replicas
+                        .iter()
+                        .map(|n| n.addr.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+                out!(
+                    "hops     {} (nodes contacted until the key's predecessor answered)",
                     r.hops
                 );
             }
@@ -231,6 +301,35 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+fn parse_quorum(s: &str) -> Result<Quorum, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "one" => Ok(Quorum::One),
+        "majority" => Ok(Quorum::Majority),
+        "all" => Ok(Quorum::All),
+        _ => Err(format!("{s:?}: expected one, majority or all")),
+    }
+}
+
+/// "OK", and how many replicas acknowledged the version written.
+fn print_written(w: &dht_client::Written, json: bool) {
+    if json {
+        out!(
+            "{{\"version\":{},\"writer\":{},\"acks\":{},\"replicas\":{}}}",
+            w.version,
+            w.node,
+            w.acks,
+            w.replicas
+        );
+    } else {
+        out!(
+            "OK (version {}, {} of {} replicas)",
+            w.version,
+            w.acks,
+            w.replicas
+        );
+    }
 }
 
 fn valid_addr(a: &str) -> bool {
@@ -263,7 +362,7 @@ fn print_info(i: &dht_client::NodeInfo, json: bool) {
                 .join(",")
         };
         out!(
-            "{{\"addr\":{},\"id\":\"{}\",\"predecessor\":{},\"successors\":[{}],\"fingers\":[{}],\"hash_size\":{},\"keys\":{},\"replication_factor\":{},\"tasks\":[{}],\"version\":{}}}",
+            "{{\"addr\":{},\"id\":\"{}\",\"predecessor\":{},\"successors\":[{}],\"fingers\":[{}],\"hash_size\":{},\"keys\":{},\"replication_factor\":{},\"write_quorum\":{},\"read_quorum\":{},\"tasks\":[{}],\"version\":{}}}",
             json_str(&i.me.addr),
             i.me.id,
             i.predecessor.as_ref().map_or("null".into(), |p| json_str(&p.addr)),
@@ -272,6 +371,8 @@ fn print_info(i: &dht_client::NodeInfo, json: bool) {
             i.hash_size,
             i.keys,
             i.replication_factor,
+            i.write_quorum,
+            i.read_quorum,
             i.tasks.iter().map(|t| json_str(t)).collect::<Vec<_>>().join(","),
             json_str(&i.version)
         );
@@ -294,7 +395,12 @@ fn print_info(i: &dht_client::NodeInfo, json: bool) {
     out!("fingers      {}", addrs(&i.fingers));
     out!("hash_size    {}", i.hash_size);
     out!("keys         {}", i.keys);
-    out!("replication  {}", i.replication_factor);
+    out!(
+        "replication  {} (write quorum {}, read quorum {})",
+        i.replication_factor,
+        i.write_quorum,
+        i.read_quorum
+    );
     out!("tasks        {}", i.tasks.join(" "));
     out!("version      {}", i.version);
 }
