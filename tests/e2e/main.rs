@@ -8,3 +8,4 @@ mod lifecycle;
 mod observe;
 mod ring;
 mod storage;
+mod versions;
