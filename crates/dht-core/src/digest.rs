@@ -251,7 +251,10 @@ mod tests {
         let s = IdSpace::default();
         let z = Id::ZERO;
         assert_eq!(Buckets::new(s, z, z, 0).count(), DEFAULT_BUCKETS as usize);
-        assert_eq!(Buckets::new(s, z, z, u32::MAX).count(), MAX_BUCKETS as usize);
+        assert_eq!(
+            Buckets::new(s, z, z, u32::MAX).count(),
+            MAX_BUCKETS as usize
+        );
         // Rounded down to a power of two.
         assert_eq!(Buckets::new(s, z, z, 3000).count(), 2048);
     }
@@ -269,10 +272,7 @@ mod tests {
     #[test]
     fn runs_merge_neighbours_up_to_a_length() {
         assert_eq!(runs(&[], 4), vec![]);
-        assert_eq!(
-            runs(&[1, 2, 3, 5, 7, 8], 4),
-            vec![(1, 3), (5, 5), (7, 8)]
-        );
+        assert_eq!(runs(&[1, 2, 3, 5, 7, 8], 4), vec![(1, 3), (5, 5), (7, 8)]);
         assert_eq!(runs(&[0, 1, 2, 3, 4], 2), vec![(0, 1), (2, 3), (4, 4)]);
     }
 

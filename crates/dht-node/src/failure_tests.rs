@@ -224,6 +224,7 @@ fn failed_op(code: Code, reason: pb::Reason) -> pb::OpResult {
             from_node: true,
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 
@@ -254,6 +255,7 @@ fn get_op(key: &[u8]) -> pb::Op {
         op: Some(pb::op::Op::Get(pb::GetOp {
             key: key.to_vec().into(),
         })),
+        ..Default::default()
     }
 }
 
@@ -380,6 +382,15 @@ impl PeerRpc for FakeService {
     ) -> Result<Response<pb::ApplyReply>, Status> {
         self.dispatch("apply", |s| s.apply.clone(), req.into_inner())
             .await
+    }
+
+    /// Answers as a node without anti-entropy would: a join then pulls its whole range.
+    async fn digest(
+        &self,
+        _req: Request<pb::DigestRequest>,
+    ) -> Result<Response<pb::DigestReply>, Status> {
+        self.calls.next("digest");
+        Err(Status::unimplemented("digest not scripted"))
     }
 }
 
@@ -914,6 +925,7 @@ fn puts(keys: &[Vec<u8>]) -> Vec<pb::PutRequest> {
             key: k.clone().into(),
             value: b"v".to_vec().into(),
             ttl_ms: 0,
+            ..Default::default()
         })
         .collect()
 }

@@ -240,6 +240,8 @@ pub(crate) struct Metrics {
     pub(crate) successors: Gauge,
     pub(crate) predecessor_known: Gauge,
     pub(crate) serving: Gauge,
+    /// Anti-entropy rounds, differing buckets, entries moved, digest bytes.
+    pub(crate) anti_entropy: crate::antientropy::AntiEntropyMetrics,
 }
 
 impl Metrics {
@@ -270,6 +272,7 @@ impl Metrics {
             successors: gauge!(names::SUCCESSORS),
             predecessor_known: gauge!(names::PREDECESSOR_KNOWN),
             serving: gauge!(names::SERVING),
+            anti_entropy: crate::antientropy::AntiEntropyMetrics::new(),
         }
     }
 
