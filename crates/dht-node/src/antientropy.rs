@@ -410,37 +410,44 @@ pub(crate) fn entry_digest(e: &Entry) -> u64 {
 mod tests {
     use super::*;
 
-    /// The bytes one round exchanges with one replica for a range of 1,000,000 keys that
-    /// are identical on both sides: one `DigestRequest` and one `DigestReply` (no entries
-    /// move). Run with `cargo test -p dht-node --lib bytes_per_round -- --nocapture`.
+    /// The bytes one round exchanges for a range of 1,000,000 keys that are identical on its
+    /// replicas: one `DigestRequest` and one `DigestReply` per replica (no entries move), and
+    /// r − 1 = 2 replicas with the default factor 3. The reply's size depends only on the
+    /// bucket count, which is at most `DIGEST_BUCKETS` whatever the range and the key count;
+    /// the worst case is a range needing exactly 2048 buckets (the whole ring). Run with
+    /// `cargo test -p dht-node --lib bytes_per_round -- --nocapture` to see the figures.
     #[test]
     fn bytes_per_round_for_a_million_identical_keys() {
         let space = dht_core::IdSpace::default();
-        let (from, to) = (space.hash(b"predecessor"), space.hash(b"me"));
-        let b = Buckets::new(space, from, to, DIGEST_BUCKETS);
-        let req = pb::DigestRequest {
-            from: convert::id_bytes(from),
-            to: convert::id_bytes(to),
-            buckets: DIGEST_BUCKETS,
-        };
-        // Every digest non-zero (a million keys fill every bucket), the largest count field.
-        let reply = pb::DigestReply {
-            digests: vec![u64::MAX; b.count()],
-            entries: 1_000_000,
-        };
-        let per_replica = req.encoded_len() + reply.encoded_len();
-        let replicas = 2; // replication factor 3
-        let per_round = per_replica * replicas;
-        println!(
-            "{} buckets; request {} B, reply {} B; {per_replica} B per replica, \
-             {per_round} B per round with r = 3",
-            b.count(),
-            req.encoded_len(),
-            reply.encoded_len()
-        );
-        assert!(b.count() > 1024 && b.count() <= 2048);
-        assert!(per_round < 1024 * 1024, "{per_round} bytes");
-        // fixed64 digests: 8 bytes each, packed, plus a few bytes of framing.
-        assert!(reply.encoded_len() >= 8 * b.count());
+        let me = space.hash(b"me");
+        for (what, from) in [
+            ("a typical range", space.hash(b"predecessor")),
+            ("the worst case", me),
+        ] {
+            let b = Buckets::new(space, from, me, DIGEST_BUCKETS);
+            let req = pb::DigestRequest {
+                from: convert::id_bytes(from),
+                to: convert::id_bytes(me),
+                buckets: DIGEST_BUCKETS,
+            };
+            // A million keys fill every bucket: every digest non-zero.
+            let reply = pb::DigestReply {
+                digests: vec![u64::MAX; b.count()],
+                entries: 1_000_000,
+            };
+            let per_replica = req.encoded_len() + reply.encoded_len();
+            let per_round = per_replica * 2;
+            println!(
+                "{what}: {} buckets; request {} B, reply {} B; {per_replica} B per replica, \
+                 {per_round} B per round with r = 3",
+                b.count(),
+                req.encoded_len(),
+                reply.encoded_len()
+            );
+            assert!(b.count() > 1024 && b.count() <= 2048);
+            assert!(per_round < 1024 * 1024, "{per_round} bytes");
+            // fixed64 digests: 8 bytes each, packed, plus a few bytes of framing.
+            assert!(reply.encoded_len() >= 8 * b.count());
+        }
     }
 }
