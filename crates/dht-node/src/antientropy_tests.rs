@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use dht_core::interval::between_right;
 use dht_core::{IdSpace, Peer};
+use dht_proto::v1 as pb;
 use dht_store::{Entry, MemoryStore, Record, Store, Version};
+use prost::Message;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -368,4 +370,45 @@ async fn a_pull_brings_the_range_and_sends_nothing() {
         .expect("sync");
     assert_eq!(again.pushed, 0);
     assert!(holds(a, &newer));
+}
+
+/// The bytes one round exchanges for a range of 1,000,000 keys that are identical on its
+/// replicas: one `DigestRequest` and one `DigestReply` per replica (no entries move), and
+/// r − 1 = 2 replicas with the default factor 3. The reply's size depends only on the
+/// bucket count, which is at most `DIGEST_BUCKETS` whatever the range and the key count; the
+/// worst case is a range needing exactly 2048 buckets (the whole ring). To see the figures:
+/// `cargo test -p dht-node --lib bytes_per_round -- --nocapture`.
+#[test]
+fn bytes_per_round_for_a_million_identical_keys() {
+    let space = dht_core::IdSpace::default();
+    let me = space.hash(b"me");
+    for (what, from) in [
+        ("a typical range", space.hash(b"predecessor")),
+        ("the worst case", me),
+    ] {
+        let b = dht_core::digest::Buckets::new(space, from, me, crate::antientropy::DIGEST_BUCKETS);
+        let req = pb::DigestRequest {
+            from: crate::convert::id_bytes(from),
+            to: crate::convert::id_bytes(me),
+            buckets: crate::antientropy::DIGEST_BUCKETS,
+        };
+        // A million keys fill every bucket: every digest non-zero.
+        let reply = pb::DigestReply {
+            digests: vec![u64::MAX; b.count()],
+            entries: 1_000_000,
+        };
+        let per_replica = req.encoded_len() + reply.encoded_len();
+        let per_round = per_replica * 2;
+        println!(
+            "{what}: {} buckets; request {} B, reply {} B; {per_replica} B per replica, \
+             {per_round} B per round with r = 3",
+            b.count(),
+            req.encoded_len(),
+            reply.encoded_len()
+        );
+        assert!(b.count() > 1024 && b.count() <= 2048);
+        assert!(per_round < 1024 * 1024, "{per_round} bytes");
+        // fixed64 digests: 8 bytes each, packed, plus a few bytes of framing.
+        assert!(reply.encoded_len() >= 8 * b.count());
+    }
 }
