@@ -110,6 +110,8 @@ impl Node {
         let replicas = set.len();
         let needed = quorum.needed(replicas) as u32;
         let mut answered = 0u32;
+        let expiry = tokio::time::sleep_until(deadline.into());
+        tokio::pin!(expiry);
         for _ in 0..MAX_STAMPS {
             if !versioned {
                 e.version = Some(convert::version(self.local.hlc.next()));
@@ -131,9 +133,11 @@ impl Node {
                 })
                 .collect();
             let tally = loop {
-                let Ok(Some((i, result))) =
-                    tokio::time::timeout_at(deadline.into(), calls.next()).await
-                else {
+                let next = tokio::select! {
+                    next = calls.next() => next,
+                    _ = &mut expiry => None,
+                };
+                let Some((i, result)) = next else {
                     break count.tally();
                 };
                 let t = match result {
@@ -227,6 +231,8 @@ impl Node {
         let mut answers: Vec<(Peer, Option<pb::Entry>)> = Vec::with_capacity(replicas);
         let hedge = tokio::time::sleep((self.cfg.timeout / 10).min(MAX_HEDGE));
         tokio::pin!(hedge);
+        let expiry = tokio::time::sleep_until(deadline.into());
+        tokio::pin!(expiry);
         let mut hedged = false;
         while answers.len() < needed {
             tokio::select! {
@@ -250,7 +256,7 @@ impl Node {
                         next += 1;
                     }
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => break,
+                _ = &mut expiry => break,
             }
         }
         if answers.len() < needed {
