@@ -4,6 +4,8 @@
 mod cli;
 mod coldstart;
 mod harness;
+#[allow(dead_code)] // until the scenarios use every helper
+mod history;
 mod lifecycle;
 mod observe;
 mod ring;
