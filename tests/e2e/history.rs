@@ -130,12 +130,6 @@ impl History {
             .clone()
     }
 
-    /// Every key an operation touched.
-    pub fn keys(&self) -> Vec<String> {
-        let keys: BTreeSet<String> = self.events().into_iter().map(|e| e.key).collect();
-        keys.into_iter().collect()
-    }
-
     /// Runs a put through `c` and records it; returns its outcome.
     pub async fn put(&self, client: usize, c: &Client, key: &str, value: &[u8]) -> Outcome {
         self.put_with(client, c, key, value, Quorum::Default).await

@@ -4,9 +4,9 @@
 mod cli;
 mod coldstart;
 mod harness;
-#[allow(dead_code)] // until the scenarios use every helper
 mod history;
 mod lifecycle;
 mod observe;
+mod replication;
 mod ring;
 mod storage;
