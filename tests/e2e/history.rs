@@ -285,6 +285,26 @@ impl fmt::Display for Report {
     }
 }
 
+/// What each replica holds, for a message.
+pub fn describe(states: &[(String, Result<Option<Stored>, String>)]) -> String {
+    states
+        .iter()
+        .map(|(n, s)| match s {
+            Ok(Some(Stored {
+                value: Some(v),
+                version,
+            })) => format!("{n} holds {} at {version:?}", show(&Some(v.clone()))),
+            Ok(Some(Stored {
+                value: None,
+                version,
+            })) => format!("{n} holds a tombstone at {version:?}"),
+            Ok(None) => format!("{n} holds nothing"),
+            Err(e) => format!("{n}: {e}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 const EXAMPLES_PER_KIND: usize = 5;
 
 fn show(v: &Option<Vec<u8>>) -> String {
@@ -501,29 +521,7 @@ pub fn check(history: &History, final_reads: &FinalReads, replicas: &ReplicaStat
             }
             if versions.len() > 1 {
                 divergent += 1;
-                example(
-                    "divergent",
-                    format!(
-                        "{key}: {}",
-                        states
-                            .iter()
-                            .map(|(n, s)| match s {
-                                Ok(Some(s)) => format!(
-                                    "{n} holds {} at {:?}",
-                                    if s.value.is_some() {
-                                        "a value"
-                                    } else {
-                                        "a tombstone"
-                                    },
-                                    s.version
-                                ),
-                                Ok(None) => format!("{n} holds nothing"),
-                                Err(e) => format!("{n}: {e}"),
-                            })
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                );
+                example("divergent", format!("{key}: {}", describe(states)));
             }
         }
         r.divergent = Some(divergent);
