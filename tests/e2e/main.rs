@@ -10,3 +10,4 @@ mod observe;
 mod replication;
 mod ring;
 mod storage;
+mod versions;

@@ -162,7 +162,9 @@ async fn restart_after_sigkill_keeps_every_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restart_after_sigterm_of_every_node_keeps_every_key() {
     tokio::time::timeout(Duration::from_secs(180), async {
-        let mut nodes = ring(3, &[]).await;
+        // After the restart the keys reach their owners through anti-entropy rounds and the
+        // replica GC; a short interval keeps that well inside the wait below.
+        let mut nodes = ring(3, &["--anti-entropy-interval-s", "2"]).await;
         write_everything(&clients(&nodes).await).await;
 
         // One after another, as an operator stopping the units would: each exits 0.
@@ -180,8 +182,9 @@ async fn restart_after_sigterm_of_every_node_keeps_every_key() {
         assert!(st.success(), "SIGTERM exit {st:?}\n{}", nodes[2].log_text());
 
         restart_ring(&mut nodes).await;
-        // The last node holds every key; as it rejoins, its `rehome` task sends each key to
-        // its owner, so keys become readable everywhere within a bounded time.
+        // The last node holds every key; as the others join, they pull their ranges, and the
+        // owners' anti-entropy rounds (and the replica GC) bring every key to its owner, so
+        // keys become readable everywhere within a bounded time.
         let refs: Vec<&Node> = nodes.iter().collect();
         wait_until(
             Duration::from_secs(60),

@@ -96,7 +96,8 @@ impl Id {
         Id(out)
     }
 
-    fn shr(self, n: u32) -> Id {
+    /// Shifted right by `n` bits (bits pushed out are lost).
+    pub(crate) fn shr(self, n: u32) -> Id {
         let bytes = self.to_be_bytes();
         let mut v = [0u8; 20];
         let (whole, part) = ((n / 8) as usize, n % 8);
@@ -112,6 +113,35 @@ impl Id {
             v[i] = b;
         }
         Id::from_be_bytes(v)
+    }
+
+    /// Shifted left by `n` bits, dropping what passes the 160th bit; the caller masks to its
+    /// space.
+    pub(crate) fn shl(self, n: u32) -> Id {
+        let mut out = [0u32; 5];
+        let (whole, part) = ((n / 32) as usize, n % 32);
+        for (i, limb) in out.iter_mut().enumerate() {
+            let src = i + whole;
+            if src >= 5 {
+                break;
+            }
+            let mut v = self.0[src] << part;
+            if part > 0 && src + 1 < 5 {
+                v |= self.0[src + 1] >> (32 - part);
+            }
+            *limb = v;
+        }
+        Id(out)
+    }
+
+    /// The number of significant bits: 0 for zero, 1 for one, 160 for the largest id.
+    pub(crate) fn bit_len(self) -> u32 {
+        for (i, limb) in self.0.iter().enumerate() {
+            if *limb != 0 {
+                return 32 * (4 - i as u32) + (32 - limb.leading_zeros());
+            }
+        }
+        0
     }
 }
 

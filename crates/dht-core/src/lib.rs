@@ -11,12 +11,13 @@
 //! `peer`, `successors`, `finger`, `dead` (the node's tables), `state` (routing, ownership,
 //! failure, join and leave decisions), [`lookup`] (iterative lookup), `stabilize`, `probe`
 //! (liveness checks, confirmed once), `rectify`, `fix_fingers` (maintenance), `coldstart` (who starts the ring when
-//! every node waits for another), [`placement`] (replica sets), [`quorum`] (quorum decisions), `config`, [`invariants`] (Zave's ring properties
+//! every node waits for another), [`placement`] (replica sets), [`digest`] (anti-entropy buckets and digests), [`quorum`] (quorum decisions), `config`, [`invariants`] (Zave's ring properties
 //! over a snapshot of states, for tests and the simulator).
 
 mod coldstart;
 mod config;
 mod dead;
+pub mod digest;
 mod error;
 mod finger;
 mod fix_fingers;

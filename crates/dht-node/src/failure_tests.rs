@@ -383,11 +383,13 @@ impl PeerRpc for FakeService {
             .await
     }
 
+    /// Answers as a node without anti-entropy would: a join then pulls its whole range.
     async fn digest(
         &self,
         _req: Request<pb::DigestRequest>,
     ) -> Result<Response<pb::DigestReply>, Status> {
-        Err(Status::unimplemented("fake peers keep no data"))
+        self.calls.next("digest");
+        Err(Status::unimplemented("digest not scripted"))
     }
 }
 
@@ -489,6 +491,7 @@ fn keys_in(from: Id, to: Id, n: usize) -> Vec<Vec<u8>> {
 /// bootstrap answers, the node joins, pulls its range and serves.
 #[tokio::test]
 async fn join_retries_through_a_bootstrap_that_refuses_then_answers() {
+    let pulled: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
     let boot = FakePeer::start().await;
     let me_b = boot.peer.clone();
     boot.answer_as_lone_member();
@@ -521,14 +524,24 @@ async fn join_retries_through_a_bootstrap_that_refuses_then_answers() {
                 })
             }
         });
-        s.fetch_range = handler(|_, _| async {
-            let e = pb::Entry {
-                key: b"pulled-on-join".to_vec().into(),
-                value: b"v".to_vec().into(),
-                version: Some(pb::Version { hlc: 7, node: 1 }),
-                ..Default::default()
-            };
-            Ok(Box::pin(futures::stream::iter([Ok(e)])) as EntryStream)
+        // A key inside the asked range: the joining node keeps only those.
+        let asked = pulled.clone();
+        s.fetch_range = handler(move |req: pb::FetchRangeRequest, _| {
+            let (from, to) = (
+                Id::from_slice(&req.from).expect("id"),
+                Id::from_slice(&req.to).expect("id"),
+            );
+            let key = keys_in(from, to, 1).remove(0);
+            *asked.lock().expect("lock") = Some(key.clone());
+            async move {
+                let e = pb::Entry {
+                    key: key.into(),
+                    value: b"v".to_vec().into(),
+                    version: Some(pb::Version { hlc: 7, node: 1 }),
+                    ..Default::default()
+                };
+                Ok(Box::pin(futures::stream::iter([Ok(e)])) as EntryStream)
+            }
         });
     });
 
@@ -564,7 +577,11 @@ async fn join_retries_through_a_bootstrap_that_refuses_then_answers() {
         "the join never notified its successor"
     );
     // The range pulled from the successor arrived.
-    let key = b"pulled-on-join".to_vec();
+    let key = pulled
+        .lock()
+        .expect("lock")
+        .clone()
+        .expect("a range was fetched");
     let got = t
         .node
         .local
@@ -922,7 +939,7 @@ fn puts(keys: &[Vec<u8>]) -> Vec<pb::PutRequest> {
             key: k.clone().into(),
             value: b"v".to_vec().into(),
             ttl_ms: 0,
-            quorum: 0,
+            ..Default::default()
         })
         .collect()
 }

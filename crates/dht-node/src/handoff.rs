@@ -1,14 +1,15 @@
-//! Moving key ranges between nodes (docs/protocol.md, "Key ownership and movement"): a
-//! joining node pulls its range, a node whose range shrank pushes the part it gave up, a
-//! leaving node pushes everything, and a node restarted with its data sends what it no longer
-//! owns to the owners. Ranges travel as streams read page by page from the store, never whole
-//! in memory; whoever hands entries away drops exactly the versions the receiver acknowledged.
+//! Moving key ranges between nodes (docs/protocol.md, "Key ownership and movement"): a node
+//! whose range shrank pushes the part it gave up, and a leaving node pushes everything. (A
+//! joining node pulls its range through the anti-entropy exchange, `antientropy`, and copies
+//! a node no longer replicates go to their replica sets through `replica_gc`.) Ranges travel
+//! a page at a time, never whole in memory; whoever hands entries away drops each page's
+//! exact versions once the receiver acknowledged that page.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use dht_core::{Id, Peer};
 use dht_proto::v1 as pb;
-use dht_store::{Entry, Store, Version};
+use dht_store::{Entry, Store};
 use futures::{Stream, StreamExt};
 use tonic::Streaming;
 use tracing::{info, warn};
@@ -22,9 +23,6 @@ use crate::NodeError;
 
 /// Entries per scan page and per stored batch.
 const PAGE: usize = 512;
-
-/// What a push handed over: (id, key, version) of every entry sent.
-type Sent = Vec<(Id, Vec<u8>, Version)>;
 
 /// The entries of `(from, to]` in `store`, read a page at a time as the stream is polled.
 /// A storage error ends the stream with that error.
@@ -58,18 +56,8 @@ pub(crate) fn range_stream(
 }
 
 impl Node {
-    /// Pulls the entries of `(from, to]` from `p` into the local store.
-    pub(crate) async fn pull_range(
-        &self,
-        p: &Peer,
-        (from, to): (Id, Id),
-    ) -> Result<usize, NodeError> {
-        let mut stream = self.peers.fetch_range(p, from, to).await?;
-        Ok(self.store_stream(&mut stream, &p.addr).await? as usize)
-    }
-
-    /// Stores a stream of entries sent by `sender` (a range we pull, or a push to us), a
-    /// page at a time; returns how many it stored.
+    /// Stores a stream of entries sent by `sender` (a push to us), a page at a time; returns
+    /// how many it stored.
     pub(crate) async fn store_stream(
         &self,
         stream: &mut Streaming<pb::Entry>,
@@ -96,65 +84,59 @@ impl Node {
         Ok(total)
     }
 
-    /// Streams the entries of `(from, to]` to `to_peer` and returns what it acknowledged, so
-    /// the caller can drop exactly those copies. A copy left behind after a handoff could
-    /// travel back one day (a leave, a rehome) after its owner purged a newer tombstone, and
-    /// a deleted key would reappear.
+    /// Pushes the entries of `(from, to]` to `to_peer` one page (one `PushEntries` call) at
+    /// a time and returns how many it acknowledged. With `drop_copies`, each page's exact
+    /// versions are removed here once the receiver acknowledged that page: a copy left
+    /// behind after a handoff could travel back one day (a leave, a GC) after its owner
+    /// purged a newer tombstone, and a deleted key would reappear. A newer write that arrived
+    /// meanwhile stays. Only one page is ever in memory.
     pub(crate) async fn push_range(
         &self,
         to_peer: &Peer,
         from: Id,
         to: Id,
-    ) -> Result<Sent, NodeError> {
-        let sent: Arc<Mutex<Sent>> = Arc::default();
-        let failed: Arc<Mutex<Option<NodeError>>> = Arc::default();
-        let (s, f) = (sent.clone(), failed.clone());
-        let entries = range_stream(self.local.store.clone(), from, to)
-            .take_while(move |r| {
-                let ok = match r {
-                    Ok(e) => {
-                        let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
-                        s.push((e.id, e.key.clone(), e.record.version));
-                        true
-                    }
-                    Err(e) => {
-                        *f.lock().unwrap_or_else(|e| e.into_inner()) = Some(NodeError::Internal(
-                            format!("reading the range to push: {e}"),
-                        ));
-                        false
-                    }
-                };
-                std::future::ready(ok)
-            })
-            .filter_map(|r| std::future::ready(r.ok().map(|e| convert::entry(&e))));
-        let stored = self.peers.push_entries(to_peer, entries).await?;
-        if let Some(e) = failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            return Err(e);
+        drop_copies: bool,
+    ) -> Result<u64, NodeError> {
+        let mut after = None;
+        let mut total = 0u64;
+        loop {
+            let page = self.local.scan(from, to, after.clone(), PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.id, last.key.clone()));
+            let n = page.len() as u64;
+            let wire: Vec<pb::Entry> = page.iter().map(convert::entry).collect();
+            let stored = self
+                .peers
+                .push_entries(to_peer, futures::stream::iter(wire))
+                .await?;
+            if stored != n {
+                return Err(NodeError::Internal(format!(
+                    "{} acknowledged {stored} of {n} entries",
+                    to_peer.addr
+                )));
+            }
+            if drop_copies {
+                let versions = page
+                    .into_iter()
+                    .map(|e| (e.id, e.key, e.record.version))
+                    .collect();
+                self.local.remove(versions).await?;
+            }
+            total += n;
         }
-        let sent = std::mem::take(&mut *sent.lock().unwrap_or_else(|e| e.into_inner()));
-        if stored != sent.len() as u64 {
-            return Err(NodeError::Internal(format!(
-                "{} acknowledged {stored} of {} entries",
-                to_peer.addr,
-                sent.len()
-            )));
-        }
-        Ok(sent)
+        Ok(total)
     }
 
-    /// A leave: every key to the first successor that takes them all. Returns who did.
+    /// A leave: every key to the first successor that takes them all, page by page, each
+    /// page dropped here once acknowledged. Returns who took them. A successor that fails
+    /// half-way keeps what it acknowledged; the next one gets the rest.
     pub(crate) async fn hand_over_everything(&self, successors: &[Peer]) -> Option<Peer> {
         let me = self.me.id;
         for s in successors {
-            match self.push_range(s, me, me).await {
-                Ok(pushed) => {
-                    let n = pushed.len() as u64;
+            match self.push_range(s, me, me, true).await {
+                Ok(n) => {
                     self.metrics.handoff(Handoff::LeaveOut, n);
                     info!(successor = %s.addr, keys = n, "handed keys over");
-                    // Our copies must not travel back later (see `push_range`).
-                    if let Err(e) = self.local.remove(pushed).await {
-                        warn!(error = %e, "could not drop handed-off copies");
-                    }
                     return Some(s.clone());
                 }
                 Err(e) => {
@@ -166,98 +148,20 @@ impl Node {
     }
 
     /// After an adoption narrowed our range, pushes the part given up, `(from, n]`, to the
-    /// new predecessor `n` in the background and drops our copies once it acknowledged them.
+    /// new predecessor `n` in the background. With a replication factor of 2 or more this
+    /// node stays a replica of that part (it is `n`'s first successor), so it keeps its
+    /// copies; with 1 it drops each page once `n` acknowledged it.
     pub(crate) fn spawn_range_handoff(self: &Arc<Self>, n: &Peer, from: Id) {
         let node = self.clone();
         let n = n.clone();
+        let drop_copies = self.cfg.replication_factor <= 1;
         let span = tracing::info_span!("task", name = "range-handoff", node = %self.me.addr);
         self.tasks.spawn("range-handoff", span, async move {
-            let pushed = node.push_range(&n, from, n.id).await?;
-            if pushed.is_empty() {
-                return Ok(());
-            }
-            let count = pushed.len();
-            node.local.remove(pushed).await?;
-            info!(to = %n.addr, entries = count, "handed a range to the new predecessor");
-            Ok(())
-        });
-    }
-
-    /// After a (re)join, entries stored here that another node now owns (a node that was
-    /// down while the ring changed) are sent to their owners, versions intact, so the newest
-    /// write wins there.
-    pub(crate) fn spawn_rehome(self: &Arc<Self>) {
-        let node = self.clone();
-        let token = self.tasks.token().clone();
-        let span = tracing::info_span!("task", name = "rehome", node = %self.me.addr);
-        self.tasks.spawn("rehome", span, async move {
-            tokio::select! {
-                _ = token.cancelled() => {}
-                r = node.rehome_foreign() => match r? {
-                    0 => {}
-                    n => info!(entries = n, "sent entries to their current owners"),
-                }
+            let count = node.push_range(&n, from, n.id, drop_copies).await?;
+            if count > 0 {
+                info!(to = %n.addr, entries = count, dropped = drop_copies, "handed a range to the new predecessor");
             }
             Ok(())
         });
-    }
-
-    /// Waits for a predecessor first: until then this node cannot tell what it owns.
-    async fn rehome_foreign(&self) -> Result<usize, NodeError> {
-        let wait = self.cfg.stabilize_interval;
-        for _ in 0..600 {
-            {
-                let st = self.state();
-                if st.predecessor().is_some() || st.is_alone() {
-                    break;
-                }
-            }
-            tokio::time::sleep(wait).await;
-        }
-        let me = self.me.id;
-        let mut after = None;
-        let mut moved = 0;
-        loop {
-            let page = self.local.scan(me, me, after.clone(), PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some((last.id, last.key.clone()));
-            // Foreign entries of this page go out as one batch per owner (`route_batch`).
-            let foreign: Vec<_> = {
-                let st = self.state();
-                page.into_iter().filter(|e| !st.owns(e.id)).collect()
-            };
-            if foreign.is_empty() {
-                continue;
-            }
-            let ops = foreign
-                .iter()
-                .map(|e| {
-                    let op = pb::Op {
-                        op: Some(pb::op::Op::Put(convert::entry(e))),
-                        ..Default::default()
-                    };
-                    (e.key.clone(), op)
-                })
-                .collect();
-            let done = match self.route_batch(ops).await {
-                Ok(n) if n as usize == foreign.len() => {
-                    moved += foreign.len();
-                    self.metrics.handoff(Handoff::RehomeOut, n);
-                    // The owners now have these versions or newer ones; our copies must not
-                    // travel back later.
-                    foreign
-                        .into_iter()
-                        .map(|e| (e.id, e.key, e.record.version))
-                        .collect()
-                }
-                Ok(_) => Vec::new(),
-                Err(err) => {
-                    warn!(error = %err, "could not send entries to their owners; they stay here");
-                    Vec::new()
-                }
-            };
-            self.local.remove(done).await?;
-        }
-        Ok(moved)
     }
 }

@@ -13,13 +13,16 @@
 //! serving, leaving, left; join and leave), `coldstart` (waiting for a ring to join or
 //! start), `peers` (every outbound call; the one sender of `Apply`), `coalesce` (per-peer
 //! batching), `routing` (lookups, owner routing), `local` (the store and the owner side of
-//! `Apply`), `handoff` (moving ranges), `maintenance` (periodic tasks, rectify, failures),
+//! `Apply`), `handoff` (moving ranges), `antientropy` (digest exchange with the replicas; joins use it
+//! too), `replica_gc` (dropping copies no longer replicated here), `maintenance` (periodic tasks, rectify, failures),
 //! `tasks` (named, tracked background work), `service` (thin gRPC handlers), `validate`
 //! (request checks), `convert` (wire ↔ domain), `error` (errors and their wire form),
 //! `pool` (peer channels), `hlc` (write versions), `health`, `telemetry`. The design is in
 //! the repository's docs/architecture.md and docs/protocol.md.
 
 mod antientropy;
+#[cfg(test)]
+mod antientropy_tests;
 mod coalesce;
 mod coldstart;
 mod config;
@@ -36,6 +39,7 @@ mod maintenance;
 mod node;
 mod peers;
 mod pool;
+mod replica_gc;
 mod replicate;
 mod routing;
 mod service;

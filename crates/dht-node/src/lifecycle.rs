@@ -14,6 +14,7 @@ use dht_core::{Id, Peer, Standing};
 use dht_proto::v1 as pb;
 use tracing::{info, warn};
 
+use crate::antientropy::Direction;
 use crate::error::NotServing;
 use crate::node::Node;
 use crate::telemetry::Handoff;
@@ -222,30 +223,29 @@ impl Node {
         result
     }
 
+    /// Takes `succ` as successor and brings our range over before we serve it, through the
+    /// anti-entropy exchange in pull mode (only our store changes): digests of the range
+    /// first, then only the buckets that differ — all of them for an empty node, few for a
+    /// node restarted with its data. Then the notify (the successor stops owning the range),
+    /// then the same exchange again for whatever was written there meanwhile.
     async fn adopt_successor(&self, succ: &Peer) -> Result<(), NodeError> {
         let (s_pred, s_list) = self.peers.get_state(succ).await?;
-        let restarted = s_pred.as_ref().is_some_and(|p| p.id == self.me.id);
         let range = {
             let mut st = self.state();
             st.join(succ, &s_list);
             st.join_range(succ, s_pred.as_ref())
         };
-        // If the successor's predecessor is already us (our previous incarnation), our range
-        // never moved: our keys are in our own store.
-        let pulled = if restarted {
-            0
-        } else {
-            self.pull_range(succ, range).await?
-        };
+        let before = self.sync_range(succ, range, Direction::Pull).await?;
         self.peers.notify(succ).await?;
-        let again = if restarted {
-            0
-        } else {
-            self.pull_range(succ, range).await?
-        };
-        self.metrics
-            .handoff(Handoff::JoinIn, (pulled + again) as u64);
-        info!(successor = %succ.addr, keys = pulled + again, "joined");
+        let after = self.sync_range(succ, range, Direction::Pull).await?;
+        let pulled = before.pulled + after.pulled;
+        self.metrics.handoff(Handoff::JoinIn, pulled);
+        info!(
+            successor = %succ.addr,
+            keys = pulled,
+            buckets = before.differing + after.differing,
+            "joined"
+        );
         Ok(())
     }
 

@@ -49,6 +49,17 @@ impl Local {
         blocking(&self.store, move |s| s.get(id, &key)).await
     }
 
+    /// Several reads in one blocking call: a batch of replica reads costs one thread hop.
+    pub(crate) async fn get_many(
+        &self,
+        keys: Vec<(dht_core::Id, Vec<u8>)>,
+    ) -> Result<Vec<Option<Entry>>, NodeError> {
+        blocking(&self.store, move |s| {
+            keys.iter().map(|(id, k)| s.get(*id, k)).collect()
+        })
+        .await
+    }
+
     pub(crate) async fn scan(
         &self,
         from: dht_core::Id,
@@ -176,22 +187,36 @@ impl Node {
         if !puts.is_empty() {
             match self.local.apply(puts.clone()).await {
                 Ok(written) => {
-                    for ((slot, e), w) in put_slots.into_iter().zip(puts).zip(written) {
-                        if w {
-                            continue;
-                        }
-                        // Not written: the stored version is at least as new. The same write
-                        // arriving twice is still an acknowledgement.
-                        results[slot] = match self.local.get(e.id, e.key.clone()).await {
-                            Ok(Some(cur)) if cur.record.version != e.record.version => {
-                                NodeError::StaleVersion {
-                                    current: cur.record.version,
+                    // Not written: the stored version is at least as new. The same write
+                    // arriving twice is still an acknowledgement.
+                    let refused: Vec<(usize, Entry)> = put_slots
+                        .into_iter()
+                        .zip(puts)
+                        .zip(written)
+                        .filter(|(_, w)| !w)
+                        .map(|(p, _)| p)
+                        .collect();
+                    if !refused.is_empty() {
+                        let keys = refused.iter().map(|(_, e)| (e.id, e.key.clone())).collect();
+                        match self.local.get_many(keys).await {
+                            Ok(current) => {
+                                for ((slot, e), cur) in refused.into_iter().zip(current) {
+                                    if let Some(cur) =
+                                        cur.filter(|c| c.record.version != e.record.version)
+                                    {
+                                        results[slot] = NodeError::StaleVersion {
+                                            current: cur.record.version,
+                                        }
+                                        .to_op_result();
+                                    }
                                 }
-                                .to_op_result()
                             }
-                            Ok(_) => pb::OpResult::default(),
-                            Err(err) => err.to_op_result(),
-                        };
+                            Err(err) => {
+                                for (slot, _) in refused {
+                                    results[slot] = err.to_op_result();
+                                }
+                            }
+                        }
                     }
                 }
                 Err(e) => {
@@ -202,10 +227,20 @@ impl Node {
                 }
             }
         }
-        for (i, id, key) in gets {
-            match self.local.get(id, key).await {
-                Ok(e) => results[i].entry = e.as_ref().map(convert::entry),
-                Err(e) => results[i] = e.to_op_result(),
+        if !gets.is_empty() {
+            let (slots, keys): (Vec<usize>, Vec<_>) =
+                gets.into_iter().map(|(i, id, key)| (i, (id, key))).unzip();
+            match self.local.get_many(keys).await {
+                Ok(found) => {
+                    for (i, e) in slots.into_iter().zip(found) {
+                        results[i].entry = e.as_ref().map(convert::entry);
+                    }
+                }
+                Err(e) => {
+                    for i in slots {
+                        results[i] = e.to_op_result();
+                    }
+                }
             }
         }
         results

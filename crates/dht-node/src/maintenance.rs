@@ -1,6 +1,6 @@
 //! Keeping the ring correct (docs/protocol.md, "Operations"): the periodic tasks (stabilize
-//! with the small-ring liveness probe, fix-fingers, check-predecessor, the expiry sweep, and
-//! the gauges), the `Notify` handler (rectify), and what a node does when a peer is presumed
+//! with the small-ring liveness probe, fix-fingers, check-predecessor, the expiry sweep, the
+//! gauges, and the anti-entropy round and replica GC of `antientropy` and `replica_gc`), the `Notify` handler (rectify), and what a node does when a peer is presumed
 //! dead. Each periodic task runs under the node's `Tasks` with its name and span.
 
 use std::future::Future;
@@ -36,6 +36,18 @@ pub(crate) fn spawn_all(node: &Arc<Node>) {
     });
     periodic(node, "gauges", GAUGES_INTERVAL, |n| async move {
         n.update_gauges().await
+    });
+    periodic(
+        node,
+        "anti-entropy",
+        cfg.anti_entropy_interval,
+        |n| async move { n.anti_entropy_once().await },
+    );
+    let gc_every = cfg.anti_entropy_interval * crate::replica_gc::GC_EVERY_INTERVALS;
+    periodic(node, "replica-gc", gc_every, |n| async move {
+        if let Err(e) = n.replica_gc_once().await {
+            warn!(error = %e, "replica GC failed");
+        }
     });
 }
 

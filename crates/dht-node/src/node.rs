@@ -47,6 +47,8 @@ pub struct Node {
     pub(crate) health: crate::health::Health,
     /// The cold start in progress, if any: who probed us, what we tell them.
     pub(crate) cold: crate::coldstart::Board,
+    /// The ranges this node replicates for its predecessors, as their digest requests tell.
+    pub(crate) replicated: crate::replica_gc::Replicated,
 }
 
 impl Node {
@@ -75,6 +77,7 @@ impl Node {
             metrics,
             health: crate::health::Health::new(),
             cold: crate::coldstart::Board::new(),
+            replicated: crate::replica_gc::Replicated::new(cfg.anti_entropy_interval),
             life: Lifecycle::new(),
             peers,
             tasks,

@@ -233,4 +233,26 @@ impl Peers {
             .into_inner()
             .stored)
     }
+
+    /// The bucket digests of a range at `p` (anti-entropy). On the bulk channel with its own
+    /// `deadline`: the callee reads the whole range, which for a large store takes longer
+    /// than the per-call timeout, but a round must still not wait for ever.
+    pub(crate) async fn digest(
+        &self,
+        p: &Peer,
+        req: pb::DigestRequest,
+        deadline: std::time::Duration,
+    ) -> Result<pb::DigestReply, NodeError> {
+        let mut c = self.pool.bulk_client(p)?;
+        match tokio::time::timeout(deadline, c.digest(req)).await {
+            Ok(r) => Ok(r.map_err(peer_err(&p.addr))?.into_inner()),
+            Err(_) => Err(NodeError::Peer {
+                addr: p.addr.to_string(),
+                status: tonic::Status::deadline_exceeded(format!(
+                    "no digest within {} s",
+                    deadline.as_secs_f64()
+                )),
+            }),
+        }
+    }
 }

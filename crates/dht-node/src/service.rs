@@ -184,7 +184,7 @@ impl PeerRpc for PeerService {
         let (from, to) = (convert::id(space, &req.from)?, convert::id(space, &req.to)?);
         let node = self.0.clone();
         let entries = range_stream(self.0.local.store.clone(), from, to).map(move |r| {
-            node.metrics.handoff(Handoff::JoinOut, 1);
+            node.metrics.handoff(Handoff::FetchedOut, 1);
             r.map(|e| convert::entry(&e)).map_err(Status::from)
         });
         Ok(Response::new(Box::pin(entries)))
@@ -205,7 +205,7 @@ impl PeerRpc for PeerService {
             .remote_addr()
             .map_or_else(|| "the pushing node".to_string(), |a| a.to_string());
         let stored = self.0.store_stream(&mut req.into_inner(), &sender).await?;
-        self.0.metrics.handoff(Handoff::LeaveIn, stored);
+        self.0.metrics.handoff(Handoff::PushedIn, stored);
         Ok(Response::new(pb::PushEntriesReply { stored }))
     }
 

@@ -148,10 +148,11 @@ fn outcome_index(code: Code) -> usize {
 pub(crate) enum Handoff {
     /// Pulled from our successor while joining.
     JoinIn,
-    /// Streamed to a joining predecessor.
-    JoinOut,
-    /// Received from a leaving predecessor.
-    LeaveIn,
+    /// Streamed to a peer that fetched a range from us (a joining node, or another node's
+    /// anti-entropy round).
+    FetchedOut,
+    /// Pushed to us (a leaving node, a range handoff, anti-entropy, replica GC).
+    PushedIn,
     /// Pushed to our successor while leaving.
     LeaveOut,
     /// Sent to their current owners after a rejoin.
@@ -161,8 +162,8 @@ pub(crate) enum Handoff {
 impl Handoff {
     const ALL: [Handoff; 5] = [
         Handoff::JoinIn,
-        Handoff::JoinOut,
-        Handoff::LeaveIn,
+        Handoff::FetchedOut,
+        Handoff::PushedIn,
         Handoff::LeaveOut,
         Handoff::RehomeOut,
     ];
@@ -170,8 +171,8 @@ impl Handoff {
     const fn labels(self) -> (&'static str, &'static str) {
         match self {
             Handoff::JoinIn => ("in", "join"),
-            Handoff::JoinOut => ("out", "join"),
-            Handoff::LeaveIn => ("in", "leave"),
+            Handoff::FetchedOut => ("out", "fetched"),
+            Handoff::PushedIn => ("in", "pushed"),
             Handoff::LeaveOut => ("out", "leave"),
             Handoff::RehomeOut => ("out", "rehome"),
         }
@@ -269,6 +270,8 @@ pub(crate) struct Metrics {
     pub(crate) read_repairs: Counter,
     pub(crate) quorum_failures: Counter,
     pub(crate) restamps: Counter,
+    /// Anti-entropy rounds, differing buckets, entries moved, digest bytes.
+    pub(crate) anti_entropy: crate::antientropy::AntiEntropyMetrics,
 }
 
 impl Metrics {
@@ -303,6 +306,7 @@ impl Metrics {
             successors: gauge!(names::SUCCESSORS),
             predecessor_known: gauge!(names::PREDECESSOR_KNOWN),
             serving: gauge!(names::SERVING),
+            anti_entropy: crate::antientropy::AntiEntropyMetrics::new(),
         }
     }
 
