@@ -680,8 +680,8 @@ async fn replication_broken_single_copy_in_memory_is_caught() {
 
 /// Another broken configuration: quorums of one. A replica paused past the failure timeout
 /// misses the overwrites acknowledged by the others, and once it is back, reads coordinated
-/// by it answer from its own stale store: the checker must count those reads stale and the
-/// overwrites lost through that node.
+/// by it answer from its own store, behind the acknowledged overwrites: the checker must count
+/// those reads stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replication_broken_quorums_of_one_read_stale() {
     tokio::time::timeout(Duration::from_secs(120), async {
@@ -724,10 +724,8 @@ async fn replication_broken_quorums_of_one_read_stale() {
             r.stale > 0,
             "the checker missed the stale reads through the paused replica\n{r}"
         );
-        assert!(
-            r.lost > 0,
-            "the checker missed the overwrites lost through the paused replica\n{r}"
-        );
+        // The final reads come later: anti-entropy may have repaired the replica by then, so
+        // `lost` is only printed (it was > 0 before anti-entropy landed).
         assert_eq!(r.phantom, 0, "{r}");
     })
     .await
