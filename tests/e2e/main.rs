@@ -4,8 +4,10 @@
 mod cli;
 mod coldstart;
 mod harness;
+mod history;
 mod lifecycle;
 mod observe;
+mod replication;
 mod ring;
 mod storage;
 mod versions;
