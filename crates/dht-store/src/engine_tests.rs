@@ -182,3 +182,25 @@ fn remove_versions_removes_only_the_handed_off_version() {
         assert_eq!(s.len().unwrap(), 1);
     });
 }
+
+/// `apply_then` answers exactly as `apply` would, through its callback (from the writer
+/// thread for redb), and an empty call answers at once.
+#[test]
+fn apply_then_answers_like_apply() {
+    each_engine(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let send = |tx: std::sync::mpsc::Sender<_>| -> crate::ApplyDone {
+            Box::new(move |r| tx.send(r.map_err(|e| e.to_string())).unwrap())
+        };
+        s.apply_then(&[entry(1, "k", Some("v5"), 5)], send(tx.clone()));
+        assert_eq!(rx.recv().unwrap().unwrap(), [true]);
+        s.apply_then(
+            &[entry(1, "k", Some("v3"), 3), entry(2, "j", None, 4)],
+            send(tx.clone()),
+        );
+        assert_eq!(rx.recv().unwrap().unwrap(), [false, true]);
+        s.apply_then(&[], send(tx.clone()));
+        assert_eq!(rx.recv().unwrap().unwrap(), Vec::<bool>::new());
+        assert_eq!(value_of(s, 1, "k").unwrap().value.unwrap(), b"v5");
+    });
+}

@@ -193,23 +193,41 @@ fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.commit().map_err(|e| map(path, e))
 }
 
+fn puts(entries: &[Entry]) -> Vec<Put> {
+    entries
+        .iter()
+        .map(|e| Put {
+            key: encode_key(e.id, &e.key),
+            version: e.record.version,
+            record: encode_record(&e.record),
+        })
+        .collect()
+}
+
 impl Store for RedbStore {
     fn apply(&self, entries: &[Entry]) -> Result<Vec<bool>, StoreError> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let puts = entries
-            .iter()
-            .map(|e| Put {
-                key: encode_key(e.id, &e.key),
-                version: e.record.version,
-                record: encode_record(&e.record),
-            })
-            .collect();
-        match self.writer.call(Op::Apply(puts))? {
+        match self.writer.call(Op::Apply(puts(entries)))? {
             Outcome::Applied(w) => Ok(w),
             _ => Err(StoreError::Backend("writer answered apply wrongly".into())),
         }
+    }
+
+    fn apply_then(&self, entries: &[Entry], done: crate::ApplyDone) {
+        if entries.is_empty() {
+            return done(Ok(Vec::new()));
+        }
+        self.writer.call_then(
+            Op::Apply(puts(entries)),
+            Box::new(move |r| {
+                done(r.and_then(|o| match o {
+                    Outcome::Applied(w) => Ok(w),
+                    _ => Err(StoreError::Backend("writer answered apply wrongly".into())),
+                }))
+            }),
+        );
     }
 
     fn get(&self, id: Id, key: &[u8]) -> Result<Option<Entry>, StoreError> {

@@ -73,7 +73,9 @@ pub enum Outcome {
     Flushed,
 }
 
-type Reply = SyncSender<Result<Outcome, StoreError>>;
+/// How the writer answers a request: a caller blocked on a private channel, or a callback for
+/// callers that must not block (an async node waits on a oneshot the callback fills).
+type Reply = Box<dyn FnOnce(Result<Outcome, StoreError>) + Send>;
 
 struct Request {
     op: Op,
@@ -127,18 +129,34 @@ impl WriterHandle {
         })
     }
 
+    fn stopped(&self) -> StoreError {
+        StoreError::Backend(format!(
+            "{}: the storage writer thread has stopped",
+            self.path.display()
+        ))
+    }
+
     /// Sends `op` and waits for its commit.
     pub fn call(&self, op: Op) -> Result<Outcome, StoreError> {
-        let stopped = || {
-            StoreError::Backend(format!(
-                "{}: the storage writer thread has stopped",
-                self.path.display()
-            ))
-        };
         let (reply, answer) = mpsc::sync_channel(1);
-        let tx = self.tx.as_ref().ok_or_else(stopped)?;
-        tx.send(Request { op, reply }).map_err(|_| stopped())?;
-        answer.recv().map_err(|_| stopped())?
+        self.call_then(
+            op,
+            Box::new(move |r| {
+                let _ = reply.send(r);
+            }),
+        );
+        answer.recv().map_err(|_| self.stopped())?
+    }
+
+    /// Sends `op`; `done` runs on the writer thread once it committed (or at once, with the
+    /// error, if the writer has stopped). Waits only while the writer's queue is full.
+    pub fn call_then(&self, op: Op, done: Reply) {
+        let Some(tx) = self.tx.as_ref() else {
+            return done(Err(self.stopped()));
+        };
+        if let Err(mpsc::SendError(r)) = tx.send(Request { op, reply: done }) {
+            (r.reply)(Err(self.stopped()));
+        }
     }
 }
 
@@ -232,12 +250,12 @@ impl Writer {
             Ok(outcomes) => {
                 self.committed(durable);
                 for (r, o) in group.into_iter().zip(outcomes) {
-                    let _ = r.reply.send(Ok(o));
+                    (r.reply)(Ok(o));
                 }
             }
             Err((None, e)) => {
                 for r in group {
-                    let _ = r.reply.send(Err(duplicate(&e)));
+                    (r.reply)(Err(duplicate(&e)));
                 }
             }
             Err((Some(_), _)) => {
@@ -250,7 +268,7 @@ impl Writer {
                         }
                         Err((_, e)) => Err(e),
                     };
-                    let _ = r.reply.send(answer);
+                    (r.reply)(answer);
                 }
             }
         }
