@@ -152,6 +152,15 @@ impl Node {
     }
 
     /// Kills the process with SIGKILL (no leave, no flush) and waits for it.
+    /// Sends `sig` (e.g. STOP, CONT) to the process.
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -{sig} {}", self.addr);
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -7,6 +7,7 @@ mod harness;
 mod history;
 mod lifecycle;
 mod observe;
+mod quorum;
 mod replication;
 mod ring;
 mod storage;

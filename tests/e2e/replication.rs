@@ -45,11 +45,7 @@ fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 
 /// Sends `sig` (STOP, CONT) to a node's process.
 fn signal(n: &Node, sig: &str) {
-    let st = Command::new("kill")
-        .args([format!("-{sig}"), n.child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(st.success(), "kill -{sig} {}", n.addr);
+    n.signal(sig);
 }
 
 async fn clients(nodes: &[&Node]) -> Vec<Client> {

@@ -122,16 +122,16 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<ClientError>() {
         Some(ClientError::Unreachable { .. } | ClientError::Timeout { .. }) => 3,
-        // The ring could not find or reach the key's owner in time.
-        // Joining, leaving, waiting for its ring, or the key's owner not reached in time:
-        // the ring could not serve it now; try later.
+        // Joining, leaving, waiting for its ring, the key's owner or a quorum of its
+        // replicas not reached in time: the ring could not serve it now; try later.
         Some(ClientError::Unavailable {
             reason:
                 Reason::NotServing
                 | Reason::Left
                 | Reason::NoOwner
                 | Reason::NotOwner
-                | Reason::Overloaded,
+                | Reason::Overloaded
+                | Reason::Quorum,
             ..
         }) => 3,
         Some(ClientError::InvalidArgument(_)) => 4,
@@ -445,6 +445,22 @@ mod tests {
             (NodeError::NotServing(NotServing::Leaving), 3),
             (NodeError::Left, 3),
             (NodeError::Overloaded, 3),
+            (
+                NodeError::Quorum {
+                    op: "put",
+                    answered: 1,
+                    needed: 2,
+                    replicas: 3,
+                },
+                3,
+            ),
+            (
+                NodeError::ClockSkew {
+                    ahead_ms: 90_000,
+                    limit_ms: 60_000,
+                },
+                5,
+            ),
             (NodeError::LookupFailed(Id::ZERO), 3),
             (
                 NodeError::NoOwner {
