@@ -324,6 +324,21 @@ fn under_replicated(
     (n, bad)
 }
 
+/// [`judge`] after the 10 s settle, saying what anti-entropy was doing when replicas still
+/// disagree.
+async fn judge_settled(
+    d: &Driver,
+    nodes: &[&Node],
+    keys: &[String],
+    what: &str,
+) -> crate::history::Report {
+    let r = judge(&d.h, nodes, keys, Some(Duration::from_secs(10)), what).await;
+    if r.divergent.unwrap_or(0) > 0 {
+        println!("{}", anti_entropy_note(&d.conns[0]).await);
+    }
+    r
+}
+
 async fn anti_entropy_note(c: &Client) -> String {
     let tasks = c.info().await.map(|i| i.tasks).unwrap_or_default();
     format!(
@@ -379,18 +394,8 @@ async fn replication_sigkill_mid_stream_loses_nothing() {
             || ring_is_stable(&all),
         )
         .await;
-        let r = judge(
-            &d.h,
-            &all,
-            &load.all_keys(),
-            Some(Duration::from_secs(10)),
-            "after the restart",
-        )
-        .await;
+        let r = judge_settled(&d, &all, &load.all_keys(), "after the restart").await;
         println!("took {:?}", t0.elapsed());
-        if r.divergent.unwrap_or(0) > 0 {
-            println!("{}", anti_entropy_note(&d.conns[0]).await);
-        }
         r.assert_sound("after the killed node restarted");
     })
     .await
@@ -495,23 +500,13 @@ async fn replication_sigstop_past_the_failure_timeout() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         d.stop.store(true, Ordering::Relaxed);
         finish(writers).await;
-        let r = judge(
-            &d.h,
-            &all,
-            &load.all_keys(),
-            Some(Duration::from_secs(10)),
-            "after a pause",
-        )
-        .await;
+        let r = judge_settled(&d, &all, &load.all_keys(), "after a pause").await;
         println!(
             "stale reads: {} of {} ({:?})",
             r.stale,
             r.reads,
             t0.elapsed()
         );
-        if r.divergent.unwrap_or(0) > 0 {
-            println!("{}", anti_entropy_note(&d.conns[0]).await);
-        }
         r.assert_sound("after a node was paused past the failure timeout");
     })
     .await
@@ -619,18 +614,14 @@ async fn replication_whole_ring_sigkill_loses_nothing() {
         restart_ring(&mut nodes).await;
         println!("restarted the ring at {:?}", t0.elapsed());
         let all: Vec<&Node> = nodes.iter().collect();
-        let r = judge(
-            &d.h,
+        let r = judge_settled(
+            &d,
             &all,
             &load.all_keys(),
-            Some(Duration::from_secs(10)),
             "after every node was killed and restarted",
         )
         .await;
         println!("took {:?}", t0.elapsed());
-        if r.divergent.unwrap_or(0) > 0 {
-            println!("{}", anti_entropy_note(&d.conns[0]).await);
-        }
         r.assert_sound("after every node was killed at once and restarted");
     })
     .await

@@ -331,19 +331,9 @@ impl Node {
                 seen.insert(entry_digest(&e));
             }
             batch.push(e);
-            if batch.len() == PAGE {
-                n += batch.len() as u64;
-                self.local
-                    .store_incoming(std::mem::take(&mut batch), &self.metrics.versions_refused)
-                    .await?;
-            }
+            n += self.store_page(&mut batch, false).await?;
         }
-        n += batch.len() as u64;
-        if !batch.is_empty() {
-            self.local
-                .store_incoming(batch, &self.metrics.versions_refused)
-                .await?;
-        }
+        n += self.store_page(&mut batch, true).await?;
         Ok((n, bytes, seen))
     }
 

@@ -68,20 +68,27 @@ impl Node {
         let mut total = 0u64;
         while let Some(e) = stream.message().await.map_err(peer_err(sender))? {
             batch.push(convert::from_entry(space, e));
-            if batch.len() == PAGE {
-                total += batch.len() as u64;
-                self.local
-                    .store_incoming(std::mem::take(&mut batch), &self.metrics.versions_refused)
-                    .await?;
-            }
+            total += self.store_page(&mut batch, false).await?;
         }
-        total += batch.len() as u64;
-        if !batch.is_empty() {
-            self.local
-                .store_incoming(batch, &self.metrics.versions_refused)
-                .await?;
-        }
+        total += self.store_page(&mut batch, true).await?;
         Ok(total)
+    }
+
+    /// Stores `batch` once it holds a page (with `last`, whatever it holds), so a stream of
+    /// incoming entries costs one commit per page; returns how many entries it took.
+    pub(crate) async fn store_page(
+        &self,
+        batch: &mut Vec<Entry>,
+        last: bool,
+    ) -> Result<u64, NodeError> {
+        if batch.is_empty() || (!last && batch.len() < PAGE) {
+            return Ok(0);
+        }
+        let n = batch.len() as u64;
+        self.local
+            .store_incoming(std::mem::take(batch), &self.metrics.versions_refused)
+            .await?;
+        Ok(n)
     }
 
     /// Pushes the entries of `(from, to]` to `to_peer` one page (one `PushEntries` call) at
