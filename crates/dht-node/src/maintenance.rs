@@ -80,6 +80,8 @@ impl Node {
         if self.life.phase() == crate::lifecycle::Phase::Joining {
             return;
         }
+        self.replicated
+            .heartbeat(std::time::Instant::now(), self.cfg.timeout);
         let (mut st, mut step) = Stabilize::begin(&mut self.state());
         loop {
             match step {

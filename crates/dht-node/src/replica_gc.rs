@@ -46,6 +46,14 @@ pub(crate) struct Replicated {
     armed: Mutex<Option<Instant>>,
     /// One GC pass at a time (the periodic task and the one after a start may meet).
     running: AtomicBool,
+    /// When the last pass was asked for, to notice a gap: a process that was paused
+    /// (SIGSTOP, a suspended VM) was asked about nothing meanwhile, and must not take that
+    /// silence for "nobody replicates here any more".
+    last_pass: Mutex<Option<Instant>>,
+    /// The periodic pass's period.
+    period: Duration,
+    /// When the node's maintenance last ran (see [`Replicated::heartbeat`]).
+    beat: Mutex<Option<Instant>>,
 }
 
 impl Replicated {
@@ -55,7 +63,44 @@ impl Replicated {
             asked: Mutex::default(),
             armed: Mutex::default(),
             running: AtomicBool::new(false),
+            last_pass: Mutex::default(),
+            period: anti_entropy_interval * GC_EVERY_INTERVALS,
+            beat: Mutex::default(),
         }
+    }
+
+    /// Called by every stabilize round. A gap longer than `timeout` since the previous
+    /// round means this process did not run for longer than its peers wait before they
+    /// presume it dead (a SIGSTOP, a suspended VM, a starved machine): they may have dropped
+    /// it from their replica sets and stopped asking it about their ranges, so the GC waits
+    /// a whole window again before it reads that silence as "not a replica any more".
+    pub(crate) fn heartbeat(&self, now: Instant, timeout: Duration) {
+        let mut beat = self.beat.lock().unwrap_or_else(|e| e.into_inner());
+        let gap = beat.map(|t| now.saturating_duration_since(t));
+        *beat = Some(now);
+        drop(beat);
+        if gap.is_some_and(|g| g > timeout) && self.armed_at().is_some() {
+            self.arm(now);
+        }
+    }
+
+    fn armed_at(&self) -> Option<Instant> {
+        *self.armed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a pass at `now`. After a gap of more than two periods since the previous one
+    /// (the node was paused or starved), re-arms instead: the GC waits a whole window again,
+    /// so its predecessors can ask about their ranges first. Says whether a pass may run.
+    fn pass(&self, now: Instant) -> bool {
+        let mut last = self.last_pass.lock().unwrap_or_else(|e| e.into_inner());
+        let gap = last.map(|t| now.saturating_duration_since(t));
+        *last = Some(now);
+        drop(last);
+        if gap.is_some_and(|g| g > self.period * 2) {
+            self.arm(now);
+            return false;
+        }
+        true
     }
 
     /// Notes that a peer asked for the digests of `(from, to]` at `now`.
@@ -126,7 +171,7 @@ impl Node {
     /// One GC pass over the whole store; returns how many entries it handed away.
     pub(crate) async fn replica_gc_once(&self) -> Result<usize, NodeError> {
         let now = Instant::now();
-        if !self.life.is_serving() || !self.replicated.due(now) {
+        if !self.replicated.pass(now) || !self.life.is_serving() || !self.replicated.due(now) {
             return Ok(0);
         }
         if self.replicated.running.swap(true, Ordering::SeqCst) {
@@ -270,5 +315,35 @@ mod tests {
         r.arm(t0);
         assert!(!r.due(t0 + Duration::from_secs(29)));
         assert!(r.due(t0 + Duration::from_secs(30)));
+    }
+
+    /// A pass after a gap of more than two periods (a paused process) does not run and
+    /// re-arms the window; regular passes run once the window has passed.
+    #[test]
+    fn a_gap_between_passes_rearms_the_window() {
+        let interval = Duration::from_secs(1);
+        let r = Replicated::new(interval);
+        let t0 = Instant::now();
+        r.arm(t0);
+        let period = interval * GC_EVERY_INTERVALS;
+        assert!(r.pass(t0 + period));
+        assert!(r.due(t0 + period));
+        // A maintenance gap longer than the timeout re-arms too.
+        r.heartbeat(t0 + period, Duration::from_secs(2));
+        r.heartbeat(
+            t0 + period + Duration::from_millis(250),
+            Duration::from_secs(2),
+        );
+        assert!(r.due(t0 + period + Duration::from_millis(250)));
+        let woke = t0 + period + Duration::from_secs(5);
+        r.heartbeat(woke, Duration::from_secs(2));
+        assert!(!r.due(woke + interval));
+        assert!(r.due(woke + interval * KEEP_INTERVALS));
+        // Paused for ten periods: the next pass is refused and the window starts again.
+        let resumed = t0 + period * 11;
+        assert!(!r.pass(resumed));
+        assert!(!r.due(resumed + interval));
+        assert!(r.pass(resumed + period));
+        assert!(r.due(resumed + period));
     }
 }
