@@ -8,6 +8,7 @@ mod history;
 mod lifecycle;
 mod observe;
 mod quorum;
+mod rejoin;
 mod replication;
 mod ring;
 mod storage;

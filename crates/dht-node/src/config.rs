@@ -25,6 +25,9 @@ pub struct NodeConfig {
     pub anti_entropy_interval: Duration,
     /// Anti-entropy bandwidth cap in KiB/s; 0 = none.
     pub anti_entropy_rate_kib: u64,
+    /// Where the ring's members are remembered across restarts (`remembered`); `None` for a
+    /// node without a data directory.
+    pub members_file: Option<std::path::PathBuf>,
     /// Per request, and the failure-detection timeout of peer calls.
     pub timeout: Duration,
     pub stabilize_interval: Duration,
@@ -57,6 +60,7 @@ impl Default for NodeConfig {
             max_clock_skew: Duration::from_secs(60),
             anti_entropy_interval: Duration::from_secs(30),
             anti_entropy_rate_kib: 0,
+            members_file: None,
             timeout: Duration::from_secs(3),
             stabilize_interval: Duration::from_millis(250),
             fix_fingers_interval: Duration::from_millis(250),

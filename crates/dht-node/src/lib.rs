@@ -39,6 +39,7 @@ mod maintenance;
 mod node;
 mod peers;
 mod pool;
+pub mod remembered;
 mod replica_gc;
 mod replicate;
 mod routing;

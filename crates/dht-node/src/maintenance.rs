@@ -35,7 +35,8 @@ pub(crate) fn spawn_all(node: &Arc<Node>) {
         n.expiry_sweep_once().await
     });
     periodic(node, "gauges", GAUGES_INTERVAL, |n| async move {
-        n.update_gauges().await
+        n.update_gauges().await;
+        n.remember_members();
     });
     periodic(
         node,

@@ -49,6 +49,8 @@ pub struct Node {
     pub(crate) cold: crate::coldstart::Board,
     /// The ranges this node replicates for its predecessors, as their digest requests tell.
     pub(crate) replicated: crate::replica_gc::Replicated,
+    /// The ring's members, kept in the data directory across restarts.
+    pub(crate) remembered: crate::remembered::Remembered,
 }
 
 impl Node {
@@ -78,6 +80,7 @@ impl Node {
             health: crate::health::Health::new(),
             cold: crate::coldstart::Board::new(),
             replicated: crate::replica_gc::Replicated::new(cfg.anti_entropy_interval),
+            remembered: crate::remembered::Remembered::new(cfg.members_file.clone()),
             life: Lifecycle::new(),
             peers,
             tasks,

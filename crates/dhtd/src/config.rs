@@ -31,6 +31,11 @@ pub struct Args {
     /// ring. None: start a new ring.
     #[arg(long = "bootstrap", env = "DHT_BOOTSTRAP", value_delimiter = ',')]
     pub bootstrap: Vec<String>,
+    /// Start a new ring from this data directory instead of rejoining the members it
+    /// remembers (only matters without --bootstrap: a node restarted with its data but no
+    /// bootstrap list otherwise rejoins the ring it was in).
+    #[arg(long)]
+    pub new_ring: bool,
     /// Give up (exit 1) when no ring could be joined or started within this many seconds.
     /// Default: keep trying for ever, as a daemon under a service manager should.
     #[arg(long, env = "DHT_BOOTSTRAP_TIMEOUT_S")]
@@ -165,6 +170,8 @@ pub struct Settings {
     pub metrics_addr: Option<String>,
     pub storage: Storage,
     pub node: NodeConfig,
+    /// `--new-ring`: ignore the remembered members.
+    pub new_ring: bool,
 }
 
 impl Settings {
@@ -270,7 +277,12 @@ impl Settings {
             };
             Storage::Disk { dir, durability }
         };
+        let members_file = match &storage {
+            Storage::Disk { dir, .. } => Some(dir.join(dht_node::remembered::FILE_NAME)),
+            Storage::Memory => None,
+        };
         let s = Settings {
+            new_ring: args.new_ring,
             storage,
             bind,
             bootstrap,
@@ -335,6 +347,7 @@ impl Settings {
                 ),
                 bootstrap_timeout,
                 shutdown_timeout,
+                members_file,
             },
         };
         s.validate()?;

@@ -99,6 +99,22 @@ async fn run(mut s: config::Settings) -> Result<()> {
             Arc::new(store)
         }
     };
+    // Restarted with its data but no bootstrap list: rejoin the ring this node remembers
+    // rather than serve a ring of its own (docs/protocol.md, "Rejoin after a restart").
+    if s.bootstrap.is_empty() && !s.new_ring {
+        if let Some(file) = &s.node.members_file {
+            let remembered = dht_node::remembered::load(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            if !remembered.is_empty() {
+                tracing::info!(
+                    file = %file.display(),
+                    members = remembered.len(),
+                    "rejoining the remembered ring (start with --new-ring to start a new ring from this data)"
+                );
+                s.bootstrap = remembered;
+            }
+        }
+    }
     let node =
         dht_node::Node::new(s.node, store, shutdown).context("invalid node configuration")?;
     tracing::info!(
