@@ -4,20 +4,17 @@
 //! other replicas miss entries or hold older versions, and then watch the stores converge
 //! with no client read or write at all. Every wait is bounded and polled.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use dht_core::interval::between_right;
 use dht_core::{IdSpace, Peer};
 use dht_proto::v1 as pb;
-use dht_store::{Entry, MemoryStore, Record, Store, Version};
+use dht_store::{Entry, Record, Version};
 use prost::Message;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::hlc::now_ms;
-use crate::{Node, NodeConfig, NodeError, Phase};
+use crate::test_node::TestNode;
+use crate::{NodeConfig, Phase};
 
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -40,38 +37,13 @@ fn config(r: u32, ae: Duration) -> NodeConfig {
     }
 }
 
-struct TestNode {
-    node: Arc<Node>,
-    shutdown: CancellationToken,
-    run: JoinHandle<Result<(), NodeError>>,
+/// Reads and writes straight into a node's own store, past every protocol path.
+trait Direct {
+    fn get(&self, key: &[u8]) -> Option<Entry>;
+    fn put(&self, e: &Entry);
 }
 
-impl TestNode {
-    async fn start(cfg: NodeConfig, bootstrap: &[String]) -> TestNode {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
-        let shutdown = CancellationToken::new();
-        let cfg = NodeConfig {
-            advertise: addr,
-            ..cfg
-        };
-        let node = Node::new(cfg, Arc::new(MemoryStore::new()), shutdown.clone()).expect("config");
-        let run = tokio::spawn(node.clone().run(listener, bootstrap.to_vec()));
-        TestNode {
-            node,
-            shutdown,
-            run,
-        }
-    }
-
-    fn addr(&self) -> String {
-        self.node.me().addr.to_string()
-    }
-
-    fn store(&self) -> &Arc<dyn Store> {
-        &self.node.local.store
-    }
-
+impl Direct for TestNode {
     fn get(&self, key: &[u8]) -> Option<Entry> {
         self.store()
             .get(space().hash(key), key)
@@ -85,24 +57,8 @@ impl TestNode {
     }
 }
 
-impl Drop for TestNode {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        self.run.abort();
-    }
-}
-
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let polled = tokio::time::timeout(BOUND, async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(
-        polled.is_ok(),
-        "timed out after {BOUND:?} waiting for: {what}"
-    );
+async fn eventually(what: &str, f: impl FnMut() -> bool) {
+    crate::test_node::eventually(what, BOUND, f).await
 }
 
 /// A ring of `n` nodes: the first alone, the others joining through it one at a time; waits

@@ -46,6 +46,8 @@ mod routing;
 mod service;
 mod tasks;
 pub mod telemetry;
+#[cfg(test)]
+mod test_node;
 mod validate;
 
 pub use config::NodeConfig;

@@ -344,10 +344,7 @@ impl Node {
         self.life.check_serving()?;
         let set = {
             let st = self.state();
-            if !st.owns(id) {
-                let range = st.range_start().map(|s| (s, self.me.id));
-                return Err(NodeError::NotOwner { id, range });
-            }
+            self.check_owns(&st, id)?;
             dht_core::replica_set(
                 st.me(),
                 st.successors(),
