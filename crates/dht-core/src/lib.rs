@@ -45,7 +45,7 @@ pub use finger::{successor_in, FingerTable};
 pub use id::{Id, IdSpace};
 pub use lookup::{Lookup, LookupStep};
 pub use peer::Peer;
-pub use placement::{replica_set, replicas_from_view};
+pub use placement::{own_replicas, replica_set, replicas_from_view};
 pub use probe::{Probe, ProbeStep};
 pub use quorum::{Count, Quorum, Tally};
 pub use rectify::Rectify;

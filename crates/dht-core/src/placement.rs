@@ -23,6 +23,12 @@ pub fn replica_set(owner: &Peer, owner_successors: &[Peer], factor: usize) -> Ve
     out
 }
 
+/// The replica set of the keys this node owns: itself, then the next `factor − 1` members of
+/// its own successor list.
+pub fn own_replicas(state: &NodeState, factor: usize) -> Vec<Peer> {
+    replica_set(state.me(), state.successors(), factor)
+}
+
 /// The replica set of `key` as this node's own tables tell it, or `None` when they do not
 /// reach far enough (the owner lies beyond the successor list, or too near its end).
 ///
@@ -39,7 +45,7 @@ pub fn replicas_from_view(state: &NodeState, key: Id, factor: usize) -> Option<V
         if list.len() + 1 < factor && !whole_ring {
             return None;
         }
-        return Some(replica_set(&owner, list, factor));
+        return Some(own_replicas(state, factor));
     }
     let i = list.iter().position(|p| p.id == owner.id)?;
     let mut after: Vec<Peer> = list[i + 1..].to_vec();

@@ -209,8 +209,7 @@ impl Node {
             if st.is_alone() {
                 return;
             }
-            let factor = self.cfg.replication_factor as usize;
-            let set = dht_core::replica_set(&self.me, st.successors(), factor);
+            let set = dht_core::own_replicas(&st, self.cfg.replication_factor as usize);
             let replicas: Vec<Peer> = set.into_iter().filter(|p| p.id != self.me.id).collect();
             ((pred.id, self.me.id), replicas)
         };

@@ -345,11 +345,7 @@ impl Node {
         let set = {
             let st = self.state();
             self.check_owns(&st, id)?;
-            dht_core::replica_set(
-                st.me(),
-                st.successors(),
-                self.cfg.replication_factor as usize,
-            )
+            dht_core::own_replicas(&st, self.cfg.replication_factor as usize)
         };
         let deadline = Instant::now() + self.cfg.timeout;
         self.coordinate(op, &set, false, deadline).await
@@ -358,11 +354,10 @@ impl Node {
     /// The replica set of keys `owner` owns, from its own successor list.
     pub(crate) async fn replicas_of(&self, owner: &Peer) -> Result<Vec<Peer>, NodeError> {
         let factor = self.cfg.replication_factor as usize;
-        let list = if owner.id == self.me.id {
-            self.state().successors().to_vec()
-        } else {
-            self.peers.get_state(owner).await?.1
-        };
+        if owner.id == self.me.id {
+            return Ok(dht_core::own_replicas(&self.state(), factor));
+        }
+        let list = self.peers.get_state(owner).await?.1;
         Ok(dht_core::replica_set(owner, &list, factor))
     }
 
