@@ -12,6 +12,12 @@ pub struct ChordConfig {
     pub dead_rounds: u64,
     /// How many preceding candidates a routing step returns, so the driver can fall back.
     pub step_fanout: usize,
+    /// Most members remembered in the passive list (docs/protocol.md, "Ring unification").
+    pub passive_capacity: usize,
+    /// How many rounds a passive-list entry is probed before it is forgotten.
+    pub rejoin_window_rounds: u64,
+    /// The longest wait, in rounds, between two probes of one passive-list entry.
+    pub rejoin_backoff_max_rounds: u64,
 }
 
 impl ChordConfig {
@@ -28,6 +34,9 @@ impl ChordConfig {
             successors: Self::default_successors(max_nodes),
             dead_rounds: 8,
             step_fanout: 3,
+            passive_capacity: 32,
+            rejoin_window_rounds: 86_400,
+            rejoin_backoff_max_rounds: 16,
         })
     }
 

@@ -40,6 +40,10 @@ impl DeadSet {
         self.since.is_empty()
     }
 
+    pub fn clear(&mut self) {
+        self.since.clear();
+    }
+
     /// Forgets deaths older than `ttl` rounds.
     pub fn expire(&mut self, round: u64, ttl: u64) {
         self.since.retain(|_, r| round.saturating_sub(*r) < ttl);

@@ -10,7 +10,8 @@
 //! Modules: [`id`] (identifiers, SHA-1, the circle), [`interval`] (modular interval tests),
 //! `peer`, `successors`, `finger`, `dead` (the node's tables), `state` (routing, ownership,
 //! failure, join and leave decisions), [`lookup`] (iterative lookup), `stabilize`, `probe`
-//! (liveness checks, confirmed once), `rectify`, `fix_fingers` (maintenance), `coldstart` (who starts the ring when
+//! (liveness checks, confirmed once), `rectify`, `passive` and `unify` (remembering members presumed dead and
+//! merging the rings a partition made), `fix_fingers` (maintenance), `coldstart` (who starts the ring when
 //! every node waits for another), [`placement`] (replica sets), [`digest`] (anti-entropy buckets and digests), [`quorum`] (quorum decisions), `config`, [`invariants`] (Zave's ring properties
 //! over a snapshot of states, for tests and the simulator).
 
@@ -25,6 +26,7 @@ pub mod id;
 pub mod interval;
 pub mod invariants;
 pub mod lookup;
+mod passive;
 mod peer;
 pub mod placement;
 mod probe;
@@ -33,6 +35,7 @@ mod rectify;
 mod stabilize;
 mod state;
 mod successors;
+mod unify;
 
 #[cfg(test)]
 mod tests;
@@ -44,6 +47,7 @@ pub use error::CoreError;
 pub use finger::{successor_in, FingerTable};
 pub use id::{Id, IdSpace};
 pub use lookup::{Lookup, LookupStep};
+pub use passive::{PassiveEntry, PassiveList};
 pub use peer::Peer;
 pub use placement::{own_replicas, replica_set, replicas_from_view};
 pub use probe::{Probe, ProbeStep};
@@ -52,3 +56,4 @@ pub use rectify::Rectify;
 pub use stabilize::{Stabilize, StabilizeStep};
 pub use state::{LeavePlan, NodeState, Step};
 pub use successors::SuccessorList;
+pub use unify::{Notice, OnNotice, Verdict};

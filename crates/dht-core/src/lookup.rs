@@ -39,6 +39,8 @@ pub struct Lookup {
     answered: Vec<(Id, Vec<Peer>)>,
     hops: u32,
     timeouts: u32,
+    /// Every node that answered, in order.
+    responders: Vec<Id>,
 }
 
 impl Lookup {
@@ -52,6 +54,7 @@ impl Lookup {
             answered: vec![(node.id(), node.successors().to_vec())],
             hops: 0,
             timeouts: 0,
+            responders: Vec::new(),
         };
         let step = match node.find_step(key) {
             Step::Owner { owner, .. } => LookupStep::Done { owner, hops: 0 },
@@ -61,6 +64,39 @@ impl Lookup {
             }
         };
         (l, step)
+    }
+
+    /// Starts a lookup of `key` through `via`, ignoring this node's own tables: the ring
+    /// unification probe (docs/protocol.md, "Ring unification") asks what *another* ring says
+    /// about our id, so neither our successors nor what we believe dead may answer for it.
+    pub fn start_via(node: &NodeState, key: Id, via: Peer) -> (Lookup, LookupStep) {
+        let l = Lookup {
+            key,
+            candidates: Vec::new(),
+            tried: HashSet::from([node.id(), via.id]),
+            dead: HashSet::new(),
+            answered: Vec::new(),
+            hops: 0,
+            timeouts: 0,
+            responders: Vec::new(),
+        };
+        (l, LookupStep::Ask(via))
+    }
+
+    /// The nodes that answered this lookup: alive, whatever the driving node believed.
+    pub fn responders(&self) -> impl Iterator<Item = Id> + '_ {
+        self.responders.iter().copied()
+    }
+
+    /// The owner `owner` and the members after it, as the last node that named it listed them
+    /// (the head of its successor list): what ring unification merges into ours.
+    pub fn owner_list(&self, owner: Id) -> &[Peer] {
+        for (_, list) in self.answered.iter().rev() {
+            if let Some(i) = list.iter().position(|p| p.id == owner) {
+                return &list[i..];
+            }
+        }
+        &[]
     }
 
     pub fn key(&self) -> Id {
@@ -78,11 +114,15 @@ impl Lookup {
     /// `from` answered our `FindStep`.
     pub fn on_reply(&mut self, from: &Peer, reply: Step) -> LookupStep {
         self.hops += 1;
+        self.responders.push(from.id);
         match reply {
-            Step::Owner { owner, .. } if !self.dead.contains(&owner.id) => LookupStep::Done {
-                owner,
-                hops: self.hops,
-            },
+            Step::Owner { owner, successors } if !self.dead.contains(&owner.id) => {
+                self.answered.push((from.id, successors));
+                LookupStep::Done {
+                    owner,
+                    hops: self.hops,
+                }
+            }
             Step::Owner { successors, .. } => {
                 self.answered.push((from.id, successors));
                 self.resolve_or_next()

@@ -48,7 +48,7 @@ impl Probe {
             return ProbeStep::Retry(self.peer.clone());
         }
         match self.of {
-            Checked::ListEntry => node.on_peer_dead(self.peer.id),
+            Checked::ListEntry => node.on_peer_dead(&self.peer),
             Checked::Predecessor => node.on_predecessor_dead(&self.peer),
         }
         ProbeStep::Dead(self.peer.clone())
@@ -86,6 +86,8 @@ impl NodeState {
         if self.pred.as_ref().is_some_and(|q| q.id == p.id) {
             self.pred = None;
             self.dead.insert(p.id, self.round);
+            self.passive
+                .remember(p.clone(), self.round, self.cfg.passive_capacity);
         }
     }
 }

@@ -72,7 +72,7 @@ impl NodeState {
         if alive || self.pred.as_ref().map(|p| p.id) != Some(checked.id) {
             return Rectify::Kept;
         }
-        self.on_peer_dead(checked.id);
+        self.on_peer_dead(checked);
         self.adopt(n)
     }
 }

@@ -166,7 +166,7 @@ impl Stabilize {
     /// `peer` cannot serve `GetState` (it refused, or failed twice): it is presumed dead
     /// ([`NodeState::on_peer_dead`]) and the round goes on without it, at once.
     pub fn on_refused(&mut self, node: &mut NodeState, peer: &Peer) -> StabilizeStep {
-        node.on_peer_dead(peer.id);
+        node.on_peer_dead(peer);
         let step = match std::mem::replace(&mut self.phase, Phase::Finished) {
             Phase::Successor => self.ask_successor(node),
             Phase::Candidate { s, s_list } if s.id != node.me.id => adopt(node, &s, &s_list),
@@ -248,7 +248,7 @@ mod tests {
     fn zave_stabilize_keeps_s_when_p_between_is_known_dead() {
         // docs/protocol.md, Stabilize, step 3: p must not be in the dead set.
         let mut n = node(10, &[30]);
-        n.on_peer_dead(Id::from_u64(20));
+        n.on_peer_dead(&p(20));
         let (mut st, _) = Stabilize::begin(&mut n);
         let step = st.on_state(&mut n, &p(30), Some(p(20)), &[p(50)]);
         assert_eq!(step, StabilizeStep::Notify(p(30)));

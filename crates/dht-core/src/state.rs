@@ -6,7 +6,9 @@
 //! [`NodeState`].
 
 use crate::interval::{between_open, between_right};
-use crate::{ChordConfig, DeadSet, FingerTable, Id, IdSpace, Peer, SuccessorList};
+use std::collections::HashMap;
+
+use crate::{ChordConfig, DeadSet, FingerTable, Id, IdSpace, PassiveList, Peer, SuccessorList};
 
 /// The answer of one routing step at a node (Chord's `find_successor`, one hop of it). Both
 /// answers carry the head of the node's successor list, so a driver that knows some of those
@@ -51,6 +53,12 @@ pub struct NodeState {
     pub(crate) round: u64,
     pub(crate) probe_cursor: usize,
     pub(crate) finger_cursor: usize,
+    /// Members presumed dead and bootstrap addresses, probed for ring unification.
+    pub(crate) passive: PassiveList,
+    /// Unification contacts handled, with the round (each is flooded once).
+    pub(crate) unify_seen: HashMap<Id, u64>,
+    /// The last round in which this node flooded a contact.
+    pub(crate) unify_round: Option<u64>,
 }
 
 impl NodeState {
@@ -68,6 +76,9 @@ impl NodeState {
             round: 0,
             probe_cursor: 0,
             finger_cursor: 0,
+            passive: PassiveList::default(),
+            unify_seen: HashMap::new(),
+            unify_round: None,
         }
     }
 
@@ -209,12 +220,16 @@ impl NodeState {
         primary.into_iter().chain(fallback).cloned().collect()
     }
 
-    /// A call to `id` did not answer within the timeout: forget it everywhere (docs/protocol.md,
-    /// Failure) and remember the death for the small-ring rule.
-    pub fn on_peer_dead(&mut self, id: Id) {
+    /// A call to `p` did not answer within the timeout: forget it everywhere (docs/protocol.md,
+    /// Failure), remember the death for the small-ring rule, and keep it in the passive list:
+    /// it may be alive on the other side of a partition (docs/protocol.md, "Ring unification").
+    pub fn on_peer_dead(&mut self, p: &Peer) {
+        let id = p.id;
         if id == self.me.id {
             return;
         }
+        self.passive
+            .remember(p.clone(), self.round, self.cfg.passive_capacity);
         self.succ.remove(id);
         self.fingers.remove(id);
         if self.pred.as_ref().is_some_and(|p| p.id == id) {

@@ -52,6 +52,18 @@ impl SuccessorList {
         before != self.entries.len()
     }
 
+    /// Merges `more` into the list: the union, in clockwise order from `me`, without `me`,
+    /// duplicates or members known dead, truncated to the capacity. Ring unification uses it to
+    /// take in the members another ring lists after our id.
+    pub fn merge(&mut self, space: IdSpace, me: Id, more: &[Peer], dead: &DeadSet) {
+        let mut all: Vec<Peer> = self.entries.drain(..).chain(more.iter().cloned()).collect();
+        all.retain(|p| p.id != me && !dead.contains(p.id));
+        all.sort_by_key(|p| space.distance(me, p.id));
+        all.dedup_by_key(|p| p.id);
+        all.truncate(self.cap);
+        self.entries = all;
+    }
+
     /// Sets the list to `head` followed by `tail` (normally the head's own list), keeping only
     /// entries that are strictly further clockwise from `me` than the one before, that are not
     /// `me`, and that are not known dead; truncated to the capacity.

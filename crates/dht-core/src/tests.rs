@@ -12,6 +12,8 @@ struct SyncNet {
     cfg: ChordConfig,
     nodes: BTreeMap<Id, NodeState>,
     alive: BTreeSet<Id>,
+    /// A partition: the members of one side; no call crosses between it and the rest.
+    cut: Option<BTreeSet<Id>>,
 }
 
 impl SyncNet {
@@ -20,6 +22,7 @@ impl SyncNet {
             cfg,
             nodes: BTreeMap::new(),
             alive: BTreeSet::new(),
+            cut: None,
         }
     }
 
@@ -78,20 +81,84 @@ impl SyncNet {
             .collect()
     }
 
+    /// Whether a call from `from` reaches `to`: it is alive and on the same side of any cut.
+    fn reach(&self, from: Id, to: Id) -> bool {
+        self.alive.contains(&to)
+            && self
+                .cut
+                .as_ref()
+                .is_none_or(|side| side.contains(&from) == side.contains(&to))
+    }
+
     fn lookup(&mut self, from: Id, key: Id) -> LookupStep {
-        let (mut l, mut step) = Lookup::start(&self.nodes[&from], key);
+        let (l, step) = Lookup::start(&self.nodes[&from], key);
+        self.drive_lookup(from, l, step).1
+    }
+
+    fn drive_lookup(
+        &mut self,
+        from: Id,
+        mut l: Lookup,
+        mut step: LookupStep,
+    ) -> (Lookup, LookupStep) {
+        let key = l.key();
         loop {
             match step {
                 LookupStep::Ask(p) => {
-                    step = if self.alive.contains(&p.id) {
+                    step = if self.reach(from, p.id) {
                         let reply = self.nodes[&p.id].find_step(key);
                         l.on_reply(&p, reply)
                     } else {
-                        self.nodes.get_mut(&from).unwrap().on_peer_dead(p.id);
+                        self.nodes.get_mut(&from).unwrap().on_peer_dead(&p);
                         l.on_timeout(&p)
                     }
                 }
-                done => return done,
+                done => return (l, done),
+            }
+        }
+    }
+
+    /// One round of ring unification at every node: probe the due passive-list entries, and
+    /// deliver every notice (and the lookups they start) at once.
+    fn unify(&mut self) {
+        let ids: Vec<Id> = self.alive.iter().copied().collect();
+        let mut notices = std::collections::VecDeque::new();
+        for id in ids {
+            let due = self.nodes.get_mut(&id).unwrap().rejoin_due();
+            for q in due {
+                let (l, step) = Lookup::start_via(&self.nodes[&id], id, q.clone());
+                let (l, done) = self.drive_lookup(id, l, step);
+                let owner = match done {
+                    LookupStep::Done { owner, .. } => Some(owner),
+                    _ => None,
+                };
+                let node = self.nodes.get_mut(&id).unwrap();
+                let (_, sent) = node.on_rejoin_probe(&q, &l, owner.as_ref());
+                notices.extend(sent.into_iter().map(|n| (id, n)));
+            }
+        }
+        while let Some((from, n)) = notices.pop_front() {
+            if !self.reach(from, n.to.id) {
+                continue;
+            }
+            let on = self
+                .nodes
+                .get_mut(&n.to.id)
+                .unwrap()
+                .on_unify_notice(&n.contact);
+            notices.extend(on.forward.into_iter().map(|f| (n.to.id, f)));
+            if let Some(via) = on.lookup_via {
+                let me = n.to.id;
+                let (l, step) = Lookup::start_via(&self.nodes[&me], me, via);
+                let (l, done) = self.drive_lookup(me, l, step);
+                let owner = match done {
+                    LookupStep::Done { owner, .. } => Some(owner),
+                    _ => None,
+                };
+                self.nodes
+                    .get_mut(&me)
+                    .unwrap()
+                    .on_unify_lookup(&l, owner.as_ref());
             }
         }
     }
@@ -100,7 +167,7 @@ impl SyncNet {
         let mut me = self.nodes.remove(&id).unwrap();
         let (mut st, mut step) = Stabilize::begin(&mut me);
         while let StabilizeStep::Query(p) | StabilizeStep::Retry(p) = &step {
-            step = match self.nodes.get(&p.id).filter(|_| self.alive.contains(&p.id)) {
+            step = match self.nodes.get(&p.id).filter(|_| self.reach(id, p.id)) {
                 Some(other) => {
                     let (pred, list) = (other.predecessor().cloned(), other.successors().to_vec());
                     st.on_state(&mut me, &p.clone(), pred, &list)
@@ -109,18 +176,20 @@ impl SyncNet {
             };
         }
         if let StabilizeStep::Notify(s) = step {
-            match self
-                .nodes
-                .get_mut(&s.id)
-                .filter(|_| self.alive.contains(&s.id))
-            {
+            let reach = self.reach(id, s.id);
+            let cut = self.cut.clone();
+            let alive_set = self.alive.clone();
+            match self.nodes.get_mut(&s.id).filter(|_| reach) {
                 Some(other) => {
                     if let Rectify::CheckPredecessor(p) = other.rectify(me.me()) {
-                        let alive = self.alive.contains(&p.id);
+                        let alive = alive_set.contains(&p.id)
+                            && cut
+                                .as_ref()
+                                .is_none_or(|side| side.contains(&s.id) == side.contains(&p.id));
                         other.rectify_after_check(me.me(), &p, alive);
                     }
                 }
-                None => me.on_peer_dead(s.id),
+                None => me.on_peer_dead(&s),
             }
         }
         let probe = me.next_probe();
@@ -133,7 +202,7 @@ impl SyncNet {
     /// Pings the probe's peer until it answers or the core has confirmed its death.
     fn ping(&self, me: &mut NodeState, probe: Option<Probe>) {
         if let Some(mut probe) = probe {
-            while !self.alive.contains(&probe.peer().id) {
+            while !self.reach(me.id(), probe.peer().id) {
                 if let ProbeStep::Dead(_) = probe.on_timeout(me) {
                     break;
                 }
@@ -176,7 +245,23 @@ impl SyncNet {
 
     /// Every live node's successor, list and predecessor are what the membership gives.
     fn is_ideal_ring(&self) -> bool {
+        self.is_ideal_among(&self.sorted())
+    }
+
+    /// Every live node's successor and predecessor are what the membership gives (lists may
+    /// still be short of ideal): Zave's one ring, ordered, with no appendages.
+    fn is_one_ring(&self) -> bool {
         let ring = self.sorted();
+        let n = ring.len();
+        ring.iter().enumerate().all(|(i, p)| {
+            let st = &self.nodes[&p.id];
+            st.successor().id == ring[(i + 1) % n].id
+                && st.predecessor().map(|q| q.id) == Some(ring[(i + n - 1) % n].id)
+        })
+    }
+
+    /// The members `ring` (sorted by id) form an ideal ring of their own.
+    fn is_ideal_among(&self, ring: &[Peer]) -> bool {
         let n = ring.len();
         ring.iter().enumerate().all(|(i, p)| {
             let st = &self.nodes[&p.id];
@@ -400,4 +485,57 @@ fn a_lookup_skips_a_dead_predecessor_through_the_last_answering_node_s_successor
         }
     }
     let _ = q;
+}
+
+/// docs/protocol.md, "Ring unification": a partition splits a ring into two that each repair
+/// themselves; once it heals, stabilize alone never merges them, and the unification rule makes
+/// one ideal ring again within a few rounds.
+#[test]
+fn a_healed_partition_becomes_one_ring_again_only_through_unification() {
+    let cfg = ChordConfig::new(160, 64).unwrap();
+    for (salt, unify) in [(3, true), (5, true), (7, true), (11, false)] {
+        let mut net = SyncNet::ideal_salted(cfg, 48, true, salt);
+        let ring = net.sorted();
+        let side: BTreeSet<Id> = ring.iter().skip(1).step_by(3).map(|p| p.id).collect();
+        let (a, b): (Vec<Peer>, Vec<Peer>) =
+            ring.iter().cloned().partition(|p| side.contains(&p.id));
+        net.cut = Some(side);
+        let mut split = 0;
+        while !(net.is_ideal_among(&a) && net.is_ideal_among(&b)) {
+            split += 1;
+            assert!(
+                split < 30,
+                "salt {salt}: the sides never became rings of their own"
+            );
+            net.round();
+        }
+        net.cut = None;
+        let (mut rounds, mut one_ring) = (0, None);
+        while !net.is_ideal_ring() && rounds < 20 {
+            rounds += 1;
+            if unify {
+                net.unify();
+            }
+            net.round();
+            if one_ring.is_none() && net.is_one_ring() {
+                one_ring = Some(rounds);
+            }
+        }
+        if unify {
+            assert!(
+                net.is_ideal_ring(),
+                "salt {salt}: not ideal after 20 rounds"
+            );
+            let one_ring = one_ring.unwrap();
+            assert!(one_ring <= 3, "salt {salt}: {one_ring} rounds to one ring");
+            // Lists fill as stabilize copies them back, one entry per round (Chord's own pace).
+            assert!(
+                rounds <= cfg.successors + 4,
+                "salt {salt}: {rounds} rounds to ideal lists"
+            );
+        } else {
+            assert!(!net.is_one_ring(), "stabilize alone merged two rings");
+            assert!(net.is_ideal_among(&a) && net.is_ideal_among(&b));
+        }
+    }
 }

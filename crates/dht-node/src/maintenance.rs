@@ -181,7 +181,7 @@ impl Node {
     /// A peer did not answer: forget it in the tables and drop its channels.
     pub(crate) fn peer_dead(&self, p: &Peer) {
         self.metrics.peer_deaths.increment(1);
-        self.state().on_peer_dead(p.id);
+        self.state().on_peer_dead(p);
         self.peers.forget(&p.addr);
     }
 

@@ -62,7 +62,7 @@ impl World {
         match cont {
             Cont::Lookup { slot, gen } => {
                 let origin_state = &mut self.nodes[me as usize].state;
-                origin_state.on_peer_dead(peer_p.id);
+                origin_state.on_peer_dead(&peer_p);
                 if let Some(run) = self.lookup_mut(slot, gen) {
                     let next = run.lookup.on_timeout(&peer_p);
                     self.advance_lookup(slot, next);
