@@ -42,6 +42,9 @@ pub struct NodeConfig {
     /// How long to wait for a ring to join or start before giving up; `None`: for ever (a
     /// daemon under a service manager should wait for its peers, not exit).
     pub bootstrap_timeout: Option<Duration>,
+    /// How long members presumed dead (and bootstrap addresses) are probed for ring
+    /// unification before they are forgotten.
+    pub rejoin_probe_window: Duration,
     /// How long a stop (SIGTERM) may take in all: the leave, then the background tasks.
     /// Past it the node stops anyway, saying what it abandoned.
     pub shutdown_timeout: Duration,
@@ -71,13 +74,17 @@ impl Default for NodeConfig {
             expiry_interval: Duration::from_secs(10),
             bootstrap_timeout: None,
             shutdown_timeout: Duration::from_secs(30),
+            rejoin_probe_window: Duration::from_secs(24 * 3600),
         }
     }
 }
 
 impl NodeConfig {
     pub fn chord(&self) -> Result<ChordConfig, NodeError> {
-        let cfg = ChordConfig::new(self.hash_size, self.max_nodes)?;
+        let mut cfg = ChordConfig::new(self.hash_size, self.max_nodes)?;
+        // The core counts time in stabilize rounds; the rejoin task runs once per round.
+        let round = self.stabilize_interval.as_secs_f64().max(0.001);
+        cfg.rejoin_window_rounds = (self.rejoin_probe_window.as_secs_f64() / round).ceil() as u64;
         Ok(match self.successors {
             Some(r) => cfg.with_successors(r)?,
             None => cfg,

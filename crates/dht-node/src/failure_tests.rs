@@ -275,6 +275,14 @@ impl PeerRpc for FakeService {
             .await
     }
 
+    async fn unify(
+        &self,
+        _req: Request<pb::UnifyRequest>,
+    ) -> Result<Response<pb::UnifyReply>, Status> {
+        self.calls.next("unify");
+        Ok(Response::new(pb::UnifyReply {}))
+    }
+
     /// Answers as a node without anti-entropy would: a join then pulls its whole range.
     async fn digest(
         &self,

@@ -48,6 +48,7 @@ mod tasks;
 pub mod telemetry;
 #[cfg(test)]
 mod test_node;
+mod unify;
 mod validate;
 
 pub use config::NodeConfig;

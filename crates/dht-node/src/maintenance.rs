@@ -31,6 +31,9 @@ pub(crate) fn spawn_all(node: &Arc<Node>) {
         cfg.check_predecessor_interval,
         |n| async move { n.check_predecessor_once().await },
     );
+    periodic(node, "rejoin", cfg.stabilize_interval, |n| async move {
+        n.rejoin_once().await
+    });
     periodic(node, "expiry-sweep", cfg.expiry_interval, |n| async move {
         n.expiry_sweep_once().await
     });
@@ -139,6 +142,10 @@ impl Node {
         loop {
             let p = probe.peer().clone();
             match self.peers.ping(&p).await {
+                Ok(incarnation) => {
+                    self.incarnations.heard(p.id, incarnation);
+                    return;
+                }
                 Err(e) if e.peer_unreachable() => {
                     self.peers.forget(&p.addr);
                     if let ProbeStep::Dead(_) = probe.on_timeout(&mut self.state()) {

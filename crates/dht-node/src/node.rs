@@ -51,6 +51,8 @@ pub struct Node {
     pub(crate) replicated: crate::replica_gc::Replicated,
     /// The ring's members, kept in the data directory across restarts.
     pub(crate) remembered: crate::remembered::Remembered,
+    /// This process's incarnation, and those heard from peers (ring unification).
+    pub(crate) incarnations: crate::unify::Incarnations,
 }
 
 impl Node {
@@ -81,6 +83,7 @@ impl Node {
             cold: crate::coldstart::Board::new(),
             replicated: crate::replica_gc::Replicated::new(cfg.anti_entropy_interval),
             remembered: crate::remembered::Remembered::new(cfg.members_file.clone()),
+            incarnations: crate::unify::Incarnations::new(),
             life: Lifecycle::new(),
             peers,
             tasks,
@@ -175,6 +178,13 @@ impl Node {
                 return joined;
             }
         }
+        // Probe the bootstrap addresses later too: if they were unreachable (a partition at
+        // start), the rings merge once they answer (docs/protocol.md, "Ring unification").
+        let listed: Vec<Peer> = bootstrap
+            .iter()
+            .map(|a| Peer::from_addr(self.space(), a))
+            .collect();
+        self.state().remember_bootstraps(&listed);
         self.publish_health().await;
         info!(id = %self.me.id, addr = %self.me.addr, "serving");
         crate::maintenance::spawn_all(&self);

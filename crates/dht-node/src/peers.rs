@@ -127,11 +127,26 @@ impl Peers {
         Ok(())
     }
 
-    pub(crate) async fn ping(&self, p: &Peer) -> Result<(), NodeError> {
+    /// A liveness check; answers the callee's incarnation (0 from nodes that predate it).
+    pub(crate) async fn ping(&self, p: &Peer) -> Result<u64, NodeError> {
         let mut c = self.pool.client(p)?;
-        c.ping(pb::PingRequest {
+        let r = c
+            .ping(pb::PingRequest {
+                hash_size: self.space.bits(),
+                ..Default::default()
+            })
+            .await
+            .map_err(peer_err(&p.addr))?;
+        Ok(r.into_inner().incarnation)
+    }
+
+    /// Tells `p` about `contact`, a member of another ring (docs/protocol.md, "Ring
+    /// unification").
+    pub(crate) async fn unify(&self, p: &Peer, contact: &Peer) -> Result<(), NodeError> {
+        let mut c = self.pool.client(p)?;
+        c.unify(pb::UnifyRequest {
             hash_size: self.space.bits(),
-            ..Default::default()
+            contact: Some(convert::node_ref(contact)),
         })
         .await
         .map_err(peer_err(&p.addr))?;

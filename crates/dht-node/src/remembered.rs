@@ -1,6 +1,7 @@
 //! The members a node remembers across restarts (docs/protocol.md, "Rejoin after a
-//! restart"): the addresses of its predecessor, its successor list and itself, kept in a file
-//! in the data directory. A node restarted with its data but without `--bootstrap` uses them
+//! restart"): the addresses of itself, its predecessor, its successor list and its passive list
+//! (members presumed dead, still probed for ring unification), kept in a file in the data
+//! directory. A node restarted with its data but without `--bootstrap` uses them
 //! as its bootstrap list, so it finds its ring again instead of serving a ring of its own
 //! (dhtd's `--new-ring` starts a new ring from old data on purpose).
 
@@ -45,7 +46,7 @@ impl Remembered {
 
 impl Node {
     /// Writes the current members to the data directory if they changed: this node, its
-    /// predecessor and its successor list, in that order. Written to a temporary file and
+    /// predecessor, its successor list and its passive list, in that order. Written to a temporary file and
     /// renamed, so a crash leaves the old list or the new one, never half of one.
     pub(crate) fn remember_members(&self) {
         let Some(path) = &self.remembered.path else {
@@ -57,7 +58,13 @@ impl Node {
         let addrs: Vec<String> = {
             let st = self.state();
             let mut v = vec![st.me().addr.to_string()];
-            for p in st.predecessor().into_iter().chain(st.successors()) {
+            let passive = st.passive().iter().map(|e| &e.peer);
+            for p in st
+                .predecessor()
+                .into_iter()
+                .chain(st.successors())
+                .chain(passive)
+            {
                 if !v.iter().any(|a| **a == *p.addr) {
                     v.push(p.addr.to_string());
                 }

@@ -152,7 +152,23 @@ impl PeerRpc for PeerService {
             standing: convert::standing_to(standing) as i32,
             lowest: lowest.as_ref().map(convert::node_ref),
             eligible: self.0.cold.is_eligible(),
+            incarnation: self.0.incarnations.mine,
         }))
+    }
+
+    async fn unify(
+        &self,
+        req: Request<pb::UnifyRequest>,
+    ) -> Result<Response<pb::UnifyReply>, Status> {
+        let req = req.into_inner();
+        self.0.check_hash_size(req.hash_size)?;
+        let contact = req
+            .contact
+            .as_ref()
+            .ok_or_else(|| NodeError::InvalidArgument("unify without a contact".into()))?;
+        let contact = convert::peer(self.0.space(), contact)?;
+        self.0.on_unify(contact);
+        Ok(Response::new(pb::UnifyReply {}))
     }
 
     async fn leave_notice(

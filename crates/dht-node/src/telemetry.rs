@@ -54,6 +54,13 @@ pub mod names {
     pub const QUORUM_FAILURES: &str = "dht_quorum_failures_total";
     /// Counter of writes stamped again because a replica held a newer version.
     pub const RESTAMPS: &str = "dht_write_restamps_total";
+    /// Counter of passive-list probes, by `verdict` (unreachable, same_ring, foreign,
+    /// no_answer); `restarted` counts answers from a new incarnation.
+    pub const REJOIN_PROBES: &str = "dht_rejoin_probes_total";
+    /// Counter of ring-unification notices received and handled (flooded on).
+    pub const UNIFY_NOTICES: &str = "dht_unify_notices_total";
+    /// Gauge of members in the passive list (presumed dead or bootstrap, still probed).
+    pub const PASSIVE_MEMBERS: &str = "dht_passive_members";
 }
 
 /// Bucket boundaries of the histograms, for exporters that need them up front (Prometheus
@@ -231,6 +238,19 @@ fn describe() {
         names::HANDOFF_ENTRIES,
         "Entries moved between nodes, by direction and reason (join, leave, rehome)"
     );
+    describe_counter!(
+        names::REJOIN_PROBES,
+        "Probes of members presumed dead or bootstrap addresses (ring unification), by verdict"
+    );
+    describe_counter!(
+        names::UNIFY_NOTICES,
+        "Ring-unification notices handled (each looked up our id through another ring)"
+    );
+    describe_gauge!(
+        names::PASSIVE_MEMBERS,
+        Unit::Count,
+        "Members presumed dead or listed as bootstrap, still probed for ring unification"
+    );
     describe_gauge!(
         names::STORE_ENTRIES,
         Unit::Count,
@@ -272,6 +292,8 @@ pub(crate) struct Metrics {
     pub(crate) restamps: Counter,
     /// Anti-entropy rounds, differing buckets, entries moved, digest bytes.
     pub(crate) anti_entropy: crate::antientropy::AntiEntropyMetrics,
+    pub(crate) unify_notices: Counter,
+    pub(crate) passive_members: Gauge,
 }
 
 impl Metrics {
@@ -307,6 +329,8 @@ impl Metrics {
             predecessor_known: gauge!(names::PREDECESSOR_KNOWN),
             serving: gauge!(names::SERVING),
             anti_entropy: crate::antientropy::AntiEntropyMetrics::new(),
+            unify_notices: counter!(names::UNIFY_NOTICES),
+            passive_members: gauge!(names::PASSIVE_MEMBERS),
         }
     }
 
@@ -315,6 +339,11 @@ impl Metrics {
         let op = op as usize;
         self.requests[op][outcome_index(outcome)].increment(1);
         self.durations[op].record(took.as_secs_f64());
+    }
+
+    /// Counts one passive-list probe by its verdict.
+    pub(crate) fn rejoin_probe(&self, verdict: &'static str) {
+        metrics::counter!(names::REJOIN_PROBES, "verdict" => verdict).increment(1);
     }
 
     /// Counts `n` entries moved between nodes.

@@ -44,6 +44,10 @@ pub struct Args {
     /// anyway, saying what it abandoned (default 30).
     #[arg(long, env = "DHT_SHUTDOWN_TIMEOUT_S")]
     pub shutdown_timeout_s: Option<f64>,
+    /// Seconds members presumed dead (and bootstrap addresses) are probed, with backoff, so
+    /// the rings a network partition made merge again once it heals (default 86400).
+    #[arg(long, env = "DHT_REJOIN_PROBE_WINDOW_S")]
+    pub rejoin_probe_window_s: Option<u64>,
     /// TOML configuration file (see config/dhtd.example.toml).
     #[arg(long, env = "DHT_CONFIG")]
     pub config: Option<PathBuf>,
@@ -125,6 +129,7 @@ pub struct FileConfig {
     pub bootstrap: Option<Vec<String>>,
     pub bootstrap_timeout_s: Option<f64>,
     pub shutdown_timeout_s: Option<f64>,
+    pub rejoin_probe_window_s: Option<u64>,
     pub hash_size: Option<u32>,
     pub replication_factor: Option<u32>,
     pub write_quorum: Option<String>,
@@ -348,6 +353,14 @@ impl Settings {
                 bootstrap_timeout,
                 shutdown_timeout,
                 members_file,
+                rejoin_probe_window: match args.rejoin_probe_window_s.or(file.rejoin_probe_window_s)
+                {
+                    None => d.rejoin_probe_window,
+                    Some(s) if (1..=365 * 86_400).contains(&s) => Duration::from_secs(s),
+                    Some(s) => bail!(
+                        "rejoin_probe_window_s = {s}: must be a number of seconds in 1..=31536000"
+                    ),
+                },
             },
         };
         s.validate()?;
@@ -499,6 +512,7 @@ mod tests {
             "bootstrap",
             "bootstrap_timeout_s",
             "shutdown_timeout_s",
+            "rejoin_probe_window_s",
             "hash_size",
             "replication_factor",
             "timeout",
