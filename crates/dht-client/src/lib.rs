@@ -153,6 +153,8 @@ pub struct NodeInfo {
     pub write_quorum: u32,
     pub read_quorum: u32,
     pub version: String,
+    /// Members presumed dead and bootstrap addresses the node still probes (ring unification).
+    pub passive: Vec<NodeRef>,
 }
 
 /// A connection to one node. Cheap to clone; clones share the HTTP/2 connection.
@@ -395,6 +397,11 @@ impl Client {
             write_quorum: r.write_quorum,
             read_quorum: r.read_quorum,
             version: r.version,
+            passive: r
+                .passive
+                .into_iter()
+                .filter_map(|n| node_ref(Some(n)))
+                .collect(),
         })
     }
 

@@ -406,6 +406,11 @@ impl Kv for KvService {
                 predecessor: st.predecessor().map(convert::node_ref),
                 successors: convert::node_refs(st.successors()),
                 fingers: convert::node_refs(&st.fingers().distinct()),
+                passive: st
+                    .passive()
+                    .iter()
+                    .map(|e| convert::node_ref(&e.peer))
+                    .collect(),
                 hash_size: node.space().bits(),
                 keys,
                 tasks,

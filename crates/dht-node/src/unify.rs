@@ -230,7 +230,9 @@ mod tests {
         let ra: Vec<&TestNode> = a.iter().collect();
         eventually("one ring", BOUND, || one_ring(&ra)).await;
         let other = a[2].me().clone();
-        a[0].node.state().remember_bootstraps(std::slice::from_ref(&other));
+        a[0].node
+            .state()
+            .remember_bootstraps(std::slice::from_ref(&other));
         eventually("the probe forgets the member", BOUND, || {
             !a[0].node.snapshot().passive().contains(other.id)
         })

@@ -362,7 +362,7 @@ fn print_info(i: &dht_client::NodeInfo, json: bool) {
                 .join(",")
         };
         out!(
-            "{{\"addr\":{},\"id\":\"{}\",\"predecessor\":{},\"successors\":[{}],\"fingers\":[{}],\"hash_size\":{},\"keys\":{},\"replication_factor\":{},\"write_quorum\":{},\"read_quorum\":{},\"tasks\":[{}],\"version\":{}}}",
+            "{{\"addr\":{},\"id\":\"{}\",\"predecessor\":{},\"successors\":[{}],\"fingers\":[{}],\"hash_size\":{},\"keys\":{},\"replication_factor\":{},\"write_quorum\":{},\"read_quorum\":{},\"tasks\":[{}],\"version\":{},\"passive\":[{}]}}",
             json_str(&i.me.addr),
             i.me.id,
             i.predecessor.as_ref().map_or("null".into(), |p| json_str(&p.addr)),
@@ -374,7 +374,8 @@ fn print_info(i: &dht_client::NodeInfo, json: bool) {
             i.write_quorum,
             i.read_quorum,
             i.tasks.iter().map(|t| json_str(t)).collect::<Vec<_>>().join(","),
-            json_str(&i.version)
+            json_str(&i.version),
+            list(&i.passive)
         );
         return;
     }
@@ -393,6 +394,12 @@ fn print_info(i: &dht_client::NodeInfo, json: bool) {
     };
     out!("successors   {}", addrs(&i.successors));
     out!("fingers      {}", addrs(&i.fingers));
+    if !i.passive.is_empty() {
+        out!(
+            "probing      {} (presumed dead or bootstrap)",
+            addrs(&i.passive)
+        );
+    }
     out!("hash_size    {}", i.hash_size);
     out!("keys         {}", i.keys);
     out!(
